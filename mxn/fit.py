@@ -1,0 +1,142 @@
+"""From data to a usable model file: train, calibrate, evaluate.
+
+This is the recipe behind ``mxn train`` and the default models: train every
+exit together, fit per-exit thresholds on held-out calibration data, then
+measure each exit and the early-exit cascade on test data the model has never
+seen. Splits that the data set does not provide are carved out of the
+training split, class by class, with the seed.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mxn.calibration import Calibration, calibrate_thresholds
+from mxn.engine import StagedEngine
+from mxn.images import ImageSet, stratified_split
+from mxn.modelfile import MXNModel
+from mxn.network import build_network
+from mxn.spec import NetworkSpec
+from mxn.training import TrainConfig, TrainResult, train_network
+
+
+@dataclass
+class Evaluation:
+    """How a model does on one labelled split."""
+
+    exit_accuracy: list[float]
+    early_exit_accuracy: float | None
+    early_exit_share: list[float] | None
+    undecided_share: float | None
+    items: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FitReport:
+    """Everything :func:`fit_model` learnt about the model it made."""
+
+    train: TrainResult
+    calibration: Calibration
+    evaluation: Evaluation
+    split_sizes: dict[str, int]
+
+
+def exit_accuracy(engine: StagedEngine, images: np.ndarray, labels: np.ndarray) -> list[float]:
+    """Top-1 accuracy of every exit (all exits computed with one shared prefix)."""
+    result = engine.all_exits(images)
+    return [float(np.mean(out.argmax(axis=1) == labels)) for out in result.outputs]
+
+
+def evaluate(model: MXNModel, data: ImageSet, batch_size: int = 64) -> Evaluation:
+    """Per-exit accuracy, and the cascade's accuracy and exit shares under the model's thresholds."""
+    engine = model.engine(batch_size)
+    accuracy = exit_accuracy(engine, data.images, data.labels)
+    if not model.thresholds:
+        return Evaluation(accuracy, None, None, None, len(data))
+    cascade = engine.early_exit(data.images, model.thresholds)
+    counts = cascade.exit_counts(engine.num_exits)
+    n = max(1, len(data))
+    return Evaluation(
+        exit_accuracy=accuracy,
+        early_exit_accuracy=float(np.mean(cascade.predictions == data.labels)),
+        early_exit_share=[counts[i] / n for i in range(engine.num_exits)],
+        undecided_share=counts[-1] / n,
+        items=len(data),
+    )
+
+
+def fit_model(
+    spec: NetworkSpec,
+    splits: dict[str, ImageSet],
+    config: TrainConfig | None = None,
+    target_precision: float = 0.99,
+    source: str = "",
+) -> tuple[MXNModel, FitReport]:
+    """Train, calibrate and evaluate a model on ``splits``.
+
+    ``splits`` needs ``"train"`` (or ``"all"``); ``"val"``, ``"calibration"``
+    and ``"test"`` are used when present and carved from the training data
+    otherwise (15% each). ``spec.num_classes`` is set from the data.
+    """
+    config = config or TrainConfig()
+    splits = _complete_splits(splits, config.seed)
+    train, val, calib, test = (splits[k] for k in ("train", "val", "calibration", "test"))
+    spec = spec.replace(num_classes=len(train.classes))
+    network = build_network(spec, seed=config.seed)
+    result = train_network(network, train.images, train.labels, val.images, val.labels, config)
+
+    engine = StagedEngine(network, batch_size=config.batch_size)
+    calib_outputs = engine.all_exits(calib.images).outputs
+    calibration = calibrate_thresholds(calib_outputs, calib.labels, target_precision)
+    model = MXNModel(
+        network=network,
+        classes=list(train.classes),
+        thresholds=calibration.thresholds,
+        calibration=calibration.to_dict(),
+        training={
+            "source": source,
+            "config": config.to_dict(),
+            "result": result.to_dict(),
+            "split_sizes": {k: len(v) for k, v in splits.items()},
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+        },
+    )
+    evaluation = evaluate(model, test, config.batch_size)
+    model.training["test"] = evaluation.to_dict()
+    report = FitReport(result, calibration, evaluation, {k: len(v) for k, v in splits.items()})
+    return model, report
+
+
+def _complete_splits(splits: dict[str, ImageSet], seed: int) -> dict[str, ImageSet]:
+    """Fill in missing val / calibration / test splits from the training data."""
+    train = splits.get("train", splits.get("all"))
+    if train is None:
+        raise ValueError("the data needs a 'train' split (or a single class-per-folder directory)")
+    missing = [k for k in ("val", "calibration", "test") if k not in splits]
+    out = {k: v for k, v in splits.items() if k != "all"}
+    if missing:
+        fractions = (1.0 - 0.15 * len(missing), *([0.15] * len(missing)))
+        parts = stratified_split(train.labels, fractions, seed)
+        out["train"] = train.subset(parts[0])
+        for name, idx in zip(missing, parts[1:], strict=True):
+            out[name] = train.subset(idx)
+    for name, split in out.items():
+        if len(split) == 0:
+            raise ValueError(f"the {name!r} split is empty; add more images per class")
+    return out

@@ -1,0 +1,131 @@
+"""Image arrays in and out: resizing, and class-per-folder data sets.
+
+Everything here works on ``uint8`` RGB arrays of shape ``(N, H, W, 3)``; the
+networks scale to [0, 1] themselves, so callers never need to remember how.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+#: Sub-folders that mark a data set already split (the traffic world writes these).
+SPLITS = ("train", "val", "calibration", "test")
+
+
+class DatasetError(ValueError):
+    """A data folder that cannot be used for training or evaluation."""
+
+
+@dataclass
+class ImageSet:
+    """Images with integer labels and the class names they index."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+
+def resize_batch(images: np.ndarray | list[np.ndarray], size: int) -> np.ndarray:
+    """Resize every image to ``size x size`` (area interpolation when shrinking)."""
+    out = np.empty((len(images), size, size, 3), np.uint8)
+    for k, img in enumerate(images):
+        img = np.asarray(img)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        if img.shape[:2] != (size, size):
+            shrink = img.shape[0] > size or img.shape[1] > size
+            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        out[k] = img
+    return out
+
+
+def read_image(path: str | Path) -> np.ndarray | None:
+    """An RGB ``uint8`` image, or ``None`` when the file cannot be decoded."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def list_classes(root: str | Path) -> list[str]:
+    """The class folders of a class-per-folder directory, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such directory")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DatasetError(f"{root}: expected one sub-folder per class, found {len(classes)}")
+    return classes
+
+
+def load_image_folder(root: str | Path, size: int, classes: list[str] | None = None) -> ImageSet:
+    """Load a class-per-folder directory (``root/<class>/<image>``), resized to ``size``.
+
+    Files that cannot be decoded are skipped with one warning that counts
+    them; a folder with no readable image at all is an error. Pass
+    ``classes`` to keep label numbers aligned with another split.
+    """
+    root = Path(root)
+    classes = classes or list_classes(root)
+    images, labels, bad = [], [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            img = read_image(path)
+            if img is None:
+                bad.append(path.name)
+                continue
+            images.append(img)
+            labels.append(label)
+    if bad:
+        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s), e.g. {bad[:3]}", stacklevel=2)
+    if not images:
+        raise DatasetError(f"{root}: no readable images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
+    return ImageSet(resize_batch(images, size), np.asarray(labels, np.int64), list(classes))
+
+
+def load_dataset(root: str | Path, size: int) -> dict[str, ImageSet]:
+    """A data set as named splits.
+
+    If ``root`` has ``train/`` (and optionally ``val/``, ``calibration/``,
+    ``test/``) sub-folders, each is loaded with the train split's classes;
+    otherwise ``root`` itself is the single split ``"all"``.
+    """
+    root = Path(root)
+    if (root / "train").is_dir():
+        classes = list_classes(root / "train")
+        return {
+            split: load_image_folder(root / split, size, classes)
+            for split in SPLITS
+            if (root / split).is_dir()
+        }
+    return {"all": load_image_folder(root, size)}
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:
+    """Split item indices into parts of the given fractions, class by class."""
+    if not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in fractions]
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        cuts = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
+        for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
+            part.extend(chunk.tolist())
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]

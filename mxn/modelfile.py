@@ -1,0 +1,180 @@
+"""One file per model: Keras weights plus a JSON card, in a zip.
+
+A ``.mxn`` file holds two members:
+
+* ``card.json``: the architecture (a :class:`~mxn.spec.NetworkSpec`), the
+  class names, the input size and preprocessing, calibrated thresholds, and how
+  the model was trained (data, loss, epochs, seed, history, versions);
+* ``model.weights.h5``: the weights, with their SHA-256 recorded in the card.
+
+Loading never deserialises code: the card is plain JSON, the architecture is
+rebuilt by :func:`~mxn.network.build_network` from the spec, and only numeric
+arrays are read from the HDF5 file. Anything wrong (not a zip, truncated, a
+member missing, a card that does not parse, weights whose checksum or shapes
+do not match the card) raises :class:`ModelFileError` with a message that
+names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mxn.engine import StagedEngine
+from mxn.network import MultiExitNetwork, build_network
+from mxn.spec import NetworkSpec, SpecError
+
+FORMAT = "mxn-model"
+FORMAT_VERSION = 1
+CARD = "card.json"
+WEIGHTS = "model.weights.h5"
+SUFFIX = ".mxn"
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, corrupt, truncated or does not match its card."""
+
+
+@dataclass
+class MXNModel:
+    """A network with everything needed to use it: class names, thresholds, provenance."""
+
+    network: MultiExitNetwork
+    classes: list[str]
+    thresholds: list[float | None] | None = None
+    calibration: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spec = self.network.spec
+        if spec.head == "classification" and len(self.classes) != spec.num_classes:
+            raise ValueError(f"{len(self.classes)} class names for a {spec.num_classes}-class network")
+        if self.thresholds is not None and len(self.thresholds) != spec.num_exits:
+            raise ValueError(f"{len(self.thresholds)} thresholds for {spec.num_exits} exits")
+
+    @property
+    def spec(self) -> NetworkSpec:
+        return self.network.spec
+
+    def engine(self, batch_size: int = 64) -> StagedEngine:
+        return StagedEngine(self.network, batch_size=batch_size)
+
+    def card(self) -> dict[str, Any]:
+        """The JSON card (without the weights checksum, added on save)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "spec": self.spec.to_dict(),
+            "classes": list(self.classes),
+            "preprocessing": {
+                "input_size": self.spec.input_size,
+                "channels": "RGB",
+                "input_range": [0, 255],
+                "scaling": "divided by 255 inside the network",
+            },
+            "thresholds": self.thresholds,
+            "calibration": self.calibration,
+            "training": self.training,
+        }
+
+
+def save_model(model: MXNModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        weights = Path(tmp) / WEIGHTS
+        model.network.model.save_weights(weights)
+        card = model.card()
+        card["weights_sha256"] = _sha256(weights.read_bytes())
+        staged = Path(tmp) / "model.zip"
+        with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(CARD, json.dumps(card, indent=2, sort_keys=True))
+            zf.write(weights, WEIGHTS)
+        os.replace(staged, path)
+    return path
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The card of a model file, checked but without loading weights."""
+    card, _ = _read_members(Path(path), with_weights=False)
+    return card
+
+
+def load_model(path: str | os.PathLike) -> MXNModel:
+    """Load a ``.mxn`` file written by :func:`save_model`."""
+    path = Path(path)
+    card, weights_bytes = _read_members(path, with_weights=True)
+    if _sha256(weights_bytes) != card.get("weights_sha256"):
+        raise ModelFileError(f"{path}: the weights do not match the card's checksum (corrupt file)")
+    try:
+        spec = NetworkSpec.from_dict(card["spec"])
+    except (SpecError, TypeError) as err:
+        raise ModelFileError(f"{path}: the card's architecture is invalid: {err}") from err
+    network = build_network(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / WEIGHTS
+        weights.write_bytes(weights_bytes)
+        try:
+            # Keras only warns when parts of the file do not match and keeps
+            # fresh weights there; a model file must match exactly.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                network.model.load_weights(weights)
+        except Exception as err:  # Keras raises ValueError/KeyError/OSError/UserWarning variously
+            raise ModelFileError(
+                f"{path}: the weights do not fit the architecture in the card: {err}"
+            ) from err
+    try:
+        return MXNModel(
+            network=network,
+            classes=[str(c) for c in card.get("classes", [])],
+            thresholds=card.get("thresholds"),
+            calibration=card.get("calibration"),
+            training=card.get("training") or {},
+        )
+    except ValueError as err:
+        raise ModelFileError(f"{path}: {err}") from err
+
+
+def _read_members(path: Path, with_weights: bool) -> tuple[dict[str, Any], bytes]:
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, expected a {SUFFIX} model file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            missing = {CARD, WEIGHTS} - names
+            if missing:
+                raise ModelFileError(f"{path}: not an mxn model file (missing {sorted(missing)})")
+            raw_card = zf.read(CARD)
+            weights = zf.read(WEIGHTS) if with_weights else b""
+    except (zipfile.BadZipFile, zlib.error) as err:
+        raise ModelFileError(f"{path}: not an mxn model file, or truncated/corrupt ({err})") from err
+    except (zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise ModelFileError(f"{path}: cannot read the model file: {err}") from err
+    try:
+        card = json.loads(raw_card)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path}: the model card is not valid JSON: {err}") from err
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an mxn model card (format is not {FORMAT!r})")
+    if card.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {card.get('format_version')} is not supported "
+            f"by this mxn (it reads version {FORMAT_VERSION})"
+        )
+    return card, weights
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,78 @@
+import json
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from mxn.cli import main
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, digit_data):
+    """Three digit classes written as PNG files in class folders, plus one broken file."""
+    root = tmp_path_factory.mktemp("digits")
+    for label in (0, 1, 7):
+        folder = root / f"digit{label}"
+        folder.mkdir()
+        for k, img in enumerate(digit_data.images[digit_data.labels == label][:60]):
+            cv2.imwrite(str(folder / f"{k}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (root / "digit0" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def test_help_lists_the_subcommands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "calibrate", "evaluate", "info", "demo"):
+        assert command in result.output
+
+
+def test_train_info_evaluate_calibrate(image_folder, tmp_path):
+    runner = CliRunner()
+    model = tmp_path / "m.mxn"
+    report = tmp_path / "report.json"
+    result = runner.invoke(
+        main,
+        ["train", str(image_folder), "--out", str(model), "--input-size", "32", "--epochs", "3",
+         "--exits", "2,4,8", "--loss", "focal", "--json", str(report), "--target-precision", "0.9"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and model.exists()
+    card = json.loads(report.read_text())["card"]
+    assert card["classes"] == ["digit0", "digit1", "digit7"]
+    assert card["training"]["config"]["loss"] == "focal"
+
+    info = runner.invoke(main, ["info", str(model)])
+    assert info.exit_code == 0 and "exit 2: after unit 8" in info.output
+
+    evaluation = runner.invoke(
+        main, ["evaluate", str(model), str(image_folder), "--json", str(tmp_path / "e.json")]
+    )
+    assert evaluation.exit_code == 0, evaluation.output
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert len(figures["exit_accuracy"]) == 3 and figures["items"] == 180
+
+    calibrated = tmp_path / "c.mxn"
+    cal = runner.invoke(
+        main, ["calibrate", str(model), str(image_folder), "--target-precision", "0.8", "-o", str(calibrated)]
+    )
+    assert cal.exit_code == 0, cal.output
+    assert "overall: precision" in cal.output and calibrated.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "missing.mxn"],
+        ["evaluate", "missing.mxn", "."],
+        ["train", ".", "--out", "x.mxn", "--exits", "9"],
+    ],
+)
+def test_errors_are_one_clear_line_and_a_failing_exit_code(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert result.output.startswith("Error:") or "Error:" in result.output
+    assert "Traceback" not in result.output
