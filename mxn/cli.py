@@ -109,6 +109,9 @@ def main() -> None:
     CNN, so easy inputs are answered early and only hard ones pay for the
     whole network.
     """
+    from mxn.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 @main.command(epilog=EXAMPLES_TRAIN)
