@@ -129,3 +129,29 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
         for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
             part.extend(chunk.tolist())
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def square_crop(
+    image: np.ndarray, box: tuple[float, float, float, float], size: int, expand: float = 0.1
+) -> np.ndarray:
+    """Cut a square around ``box`` (x1, y1, x2, y2), grown by ``expand``, and resize it.
+
+    The square is centred on the box and as wide as its longer side, so the
+    object keeps its aspect ratio and some context; parts outside the image
+    repeat the border pixels. This is the one crop used for training crops
+    and for ingest, so a model sees at run time what it saw in training.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1.0 + expand)
+    side = max(side, 2.0)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    n = round(side)
+    h, w = image.shape[:2]
+    pad = max(0, -left, -top, left + n - w, top + n - h)
+    if pad:
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top = left + pad, top + pad
+    patch = image[top : top + n, left : left + n]
+    interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)

@@ -40,8 +40,6 @@ def digit_data() -> ImageSet:
 @pytest.fixture(scope="session")
 def trained(digit_data) -> tuple[MXNModel, object]:
     """A tiny 5-exit MXN trained a few epochs on the digits, calibrated and evaluated."""
-    config = TrainConfig(
-        epochs=8, optimizer="adam", learning_rate=0.003, flip=False, progress=False, seed=1
-    )
+    config = TrainConfig(epochs=8, optimizer="adam", learning_rate=0.003, flip=False, progress=False, seed=1)
     spec = NetworkSpec(input_size=32, width=0.25)
     return fit_model(spec, {"all": digit_data}, config, target_precision=0.95, source="digits")

@@ -1,0 +1,114 @@
+import dataclasses
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mxn.world.crops import SPLITS, CropConfig, build_crops
+from mxn.world.presets import PRESETS, get_preset
+from mxn.world.render import TrafficWorld
+from mxn.world.sprites import CLASSES
+from mxn.world.video import read_truth, render_clip
+
+
+def _clean(name: str):
+    """A preset without the nuisances, so every changed pixel belongs to an object."""
+    return dataclasses.replace(get_preset(name), noise=0.0, shake_px=0.0, cloud_shadows=False, trees=0)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_truth_matches_what_is_drawn(name):
+    preset = _clean(name)
+    world = TrafficWorld(preset, seed=3)
+    for _ in range(300):
+        world.step()
+    m = world._scenery.margin
+    background = world._scenery.background[m : m + world.height, m : m + world.width].astype(int)
+    checked = 0
+    for frame in world.frames(count=60, every=10):
+        assert frame.image.shape == (360, 640, 3) and frame.image.dtype == np.uint8
+        # At night dark bodies sit on a dark road: a smaller change counts.
+        changed = np.abs(frame.image.astype(int) - background).max(axis=2) > (10 if preset.night else 40)
+        allowed = np.zeros_like(changed)
+        for obj in frame.objects:
+            x1, y1, x2, y2 = obj.box
+            assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 360
+            assert obj.cls in preset.classes
+            assert 0.0 <= obj.occluded <= 1.0 and 0.0 <= obj.truncated < 1.0
+            shadow = (x2 - x1) // 12 + 8  # the drop shadow below the object
+            allowed[max(0, y1 - 3) : y2 + shadow, max(0, x1 - 3) : x2 + 3] = True
+            if obj.occluded == 0 and obj.truncated == 0 and (y2 - y1) >= 12:
+                inside = changed[y1:y2, x1:x2].mean()
+                assert inside > 0.25, f"{obj.cls} box holds almost nothing drawn ({inside:.2f})"
+                checked += 1
+        if name == "night":  # headlight glows reach beyond the body
+            continue
+        stray = changed & ~allowed
+        assert stray.mean() < 0.001, f"{stray.sum()} changed pixels outside every box"
+    assert checked > 0
+
+
+def test_tracks_keep_their_class_and_move():
+    world = TrafficWorld(get_preset("downtown"), seed=5)
+    seen: dict[int, tuple[str, list[int]]] = {}
+    for frame in world.frames(count=400, every=20):
+        for obj in frame.objects:
+            cls, xs = seen.setdefault(obj.track, (obj.cls, []))
+            assert cls == obj.cls
+            xs.append(obj.box[0])
+    moving = [xs for _, xs in seen.values() if len(xs) >= 3]
+    assert moving and all(xs[0] != xs[-1] for xs in moving)
+    assert {c for c, _ in seen.values()} <= set(CLASSES)
+
+
+def test_same_seed_same_video_and_different_seed_differs():
+    def frames(seed):
+        return [f.image for f in TrafficWorld(get_preset("highway"), seed=seed).frames(count=90, every=30)]
+
+    a, b, c = frames(1), frames(1), frames(2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_presets_differ_as_the_cameras_should():
+    assert PRESETS["quiet_road"].classes == ("car", "person")
+    assert set(PRESETS["downtown"].classes) == set(CLASSES)
+    assert PRESETS["night"].night
+    with pytest.raises(ValueError, match="unknown camera preset"):
+        get_preset("mars")
+
+
+def test_clip_and_truth_file(tmp_path):
+    clip = render_clip(
+        tmp_path / "cam.mp4", "quiet_road", seconds=2.0, seed=1, size=(320, 180), progress=False
+    )
+    capture = cv2.VideoCapture(str(clip.video))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    assert count == clip.frames == 60
+    header, frames = read_truth(clip.video)
+    assert header["preset"] == "quiet_road" and header["fps"] == 30.0 and header["width"] == 320
+    lines = list(frames)
+    assert [line["frame"] for line in lines] == list(range(60))
+    assert not list(tmp_path.glob(".*part*"))  # temp files renamed away
+    (tmp_path / "bad.truth.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="not a world truth file"):
+        read_truth(tmp_path / "bad.truth.jsonl")
+
+
+def test_crops_splits_are_disjoint(tmp_path):
+    config = CropConfig(size=32, seconds={s: 8.0 for s in SPLITS}, presets=("downtown",), warmup=8.0)
+    manifest = build_crops(tmp_path, config, seed=0, progress=False)
+    seeds = {split: {p.name.split("_")[1] for p in (tmp_path / split).rglob("*.png")} for split in SPLITS}
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                assert not seeds[a] & seeds[b], f"{a} and {b} share a simulation"
+    saved = json.loads((tmp_path / "manifest.json").read_text())
+    assert saved["counts"] == manifest["counts"]
+    for split in SPLITS:
+        files = list((tmp_path / split).rglob("*.png"))
+        assert len(files) == sum(manifest["counts"][split].values()) > 0
+        assert cv2.imread(str(files[0])).shape == (32, 32, 3)
