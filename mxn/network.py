@@ -5,7 +5,8 @@ exit ``i-1`` to exit ``i`` (stage 0 also runs the input scaling and the stem)
 and, with aggregation on, the aggregation block that prepares exit ``i``'s
 input. Head ``i`` turns that input into ``(pooled_features, output)``.
 
-Training uses :attr:`MultiExitNetwork.model`, which is nothing but those same
+Training uses :attr:`MultiExitNetwork.model` (outputs ``{"exit_i": probabilities}``),
+which is nothing but those same
 stages and heads called in a row; the staged engine calls the very same
 sub-models one at a time. Because both paths share the layer objects, the
 staged outputs are the whole model's outputs by construction, and one set of
@@ -40,6 +41,11 @@ class MultiExitNetwork:
     @property
     def num_exits(self) -> int:
         return len(self.stages)
+
+    @property
+    def exit_names(self) -> list[str]:
+        """The training model's output names, in exit order."""
+        return [f"exit_{i}" for i in range(self.num_exits)]
 
 
 def build_network(spec: NetworkSpec, seed: int | None = None) -> MultiExitNetwork:
@@ -81,14 +87,17 @@ def build_network(spec: NetworkSpec, seed: int | None = None) -> MultiExitNetwor
         prev_state = outputs
 
     # The training model: the same sub-models called in a row.
-    exit_outputs = []
+    # Outputs are a dict keyed "exit_i": with a plain list, Keras hands a
+    # one-exit model's output back as a bare tensor, and losses keyed by exit
+    # name would no longer match.
+    exit_outputs = {}
     state = [image]
     for i, (stage, head) in enumerate(zip(stages, heads, strict=True)):
         out = stage(state)
         out = out if isinstance(out, list | tuple) else [out]
         head_in = out[-1]
         _, y = head(head_in)
-        exit_outputs.append(layers.Identity(name=f"exit_{i}")(y))
+        exit_outputs[f"exit_{i}"] = layers.Identity(name=f"exit_{i}")(y)
         state = list(out)
     model = keras.Model(image, exit_outputs, name=f"mxn_{spec.backbone}")
     return MultiExitNetwork(spec=spec, stages=stages, heads=heads, model=model)

@@ -116,7 +116,7 @@ def train_network(
 
     keras.utils.set_random_seed(config.seed)
     weights = exit_weights(config.exit_weights, network.num_exits)
-    names = [f"exit_{i}" for i in range(network.num_exits)]
+    names = network.exit_names
     network.model.compile(
         optimizer=_optimizer(config),
         loss={n: exit_loss(config.loss, config.gamma) for n in names},
