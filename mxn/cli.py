@@ -434,6 +434,60 @@ def world_crops(out: str, size: int, seconds: float | None, presets: str | None,
     ]
     print_table(["class", *manifest["counts"]], rows)
     click.echo(f"wrote {out}/ (manifest.json lists counts, seeds and settings)")
+    from mxn.defaults import MODEL_DIR
+
+    if (
+        "test" in manifest["counts"]
+        and (MODEL_DIR / "ingest.mxn").exists()
+        and (MODEL_DIR / "gt.mxn").exists()
+    ):
+        _print_difficulty(out)
+
+
+@main.group()
+def models() -> None:
+    """The default models that ship with mxn (trained on the traffic world)."""
+
+
+@models.command("list")
+@friendly_errors
+def models_list() -> None:
+    """Show each default model, its file and its test accuracy per exit."""
+    from mxn.defaults import DEFAULT_MODELS, MODEL_DIR
+    from mxn.modelfile import read_card
+
+    for name, what in DEFAULT_MODELS.items():
+        path = MODEL_DIR / f"{name}.mxn"
+        if not path.exists():
+            click.echo(f"{name:7s} {what}\n        MISSING: {path} (scripts/build_default_models.sh)")
+            continue
+        card = read_card(path)
+        spec, test = card["spec"], (card.get("training") or {}).get("test") or {}
+        accuracy = ", ".join(_fmt(a) for a in test.get("exit_accuracy", []))
+        click.echo(f"{name:7s} {what}")
+        click.echo(f"        {path} ({spec['backbone']} x{spec['width']}, {spec['input_size']} px, "
+                   f"exits {spec['exits']}); test accuracy per exit: {accuracy}")  # fmt: skip
+
+
+@models.command("check")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@friendly_errors
+def models_check(data: str) -> None:
+    """Check the world is hard enough: the cheap first exit vs the ground-truth CNN on DATA/test."""
+    _print_difficulty(data)
+
+
+def _print_difficulty(data: str) -> None:
+    from mxn.defaults import FIRST_EXIT_RANGE, GT_MINIMUM, difficulty
+
+    d = difficulty(data)
+    low, high = FIRST_EXIT_RANGE
+    click.echo(
+        f"on {d['items']} test crops: cheap first exit top-1 {_fmt(d['first_exit'])} "
+        f"(target {100 * low:.0f}-{100 * high:.0f}%: {'ok' if d['first_exit_in_range'] else 'MISSED'}), "
+        f"ground-truth CNN top-1 {_fmt(d['gt'])} "
+        f"(target >= {100 * GT_MINIMUM:.0f}%: {'ok' if d['gt_high_enough'] else 'MISSED'})"
+    )
 
 
 def _labelled_images(data: str, model, prefer: str):

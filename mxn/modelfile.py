@@ -92,7 +92,11 @@ def save_model(model: MXNModel, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         weights = Path(tmp) / WEIGHTS
-        model.network.model.save_weights(weights)
+        # Save from a fresh, never-compiled copy: a trained model would also
+        # write its optimizer's state (Adam's moments: twice the weights again).
+        clean = build_network(model.spec)
+        clean.model.set_weights(model.network.model.get_weights())
+        clean.model.save_weights(weights)
         card = model.card()
         card["weights_sha256"] = _sha256(weights.read_bytes())
         staged = Path(tmp) / "model.zip"

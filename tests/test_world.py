@@ -112,3 +112,19 @@ def test_crops_splits_are_disjoint(tmp_path):
         files = list((tmp_path / split).rglob("*.png"))
         assert len(files) == sum(manifest["counts"][split].values()) > 0
         assert cv2.imread(str(files[0])).shape == (32, 32, 3)
+
+
+def test_a_tiny_model_learns_the_tiny_world(tmp_path):
+    from mxn.fit import fit_model
+    from mxn.images import load_dataset
+    from mxn.spec import NetworkSpec
+    from mxn.training import TrainConfig
+
+    seconds = {"train": 60.0, "val": 10.0, "calibration": 10.0, "test": 20.0}
+    build_crops(tmp_path, CropConfig(size=32, seconds=seconds, presets=("downtown",)), seed=1, progress=False)
+    splits = load_dataset(tmp_path, 32)
+    config = TrainConfig(epochs=6, optimizer="adam", learning_rate=0.003, progress=False, seed=0)
+    _, report = fit_model(NetworkSpec(input_size=32, width=0.25), splits, config, target_precision=0.9)
+    test_labels = splits["test"].labels
+    majority = np.bincount(test_labels).max() / len(test_labels)
+    assert report.evaluation.exit_accuracy[-1] > majority + 0.2
