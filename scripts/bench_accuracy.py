@@ -68,7 +68,7 @@ class Mode:
 
 MODES = {
     "quick": Mode("quick", crop_seconds=40.0, input_size=32, width=0.25, epochs=4),
-    "full": Mode("full", crop_seconds=600.0, input_size=64, width=0.25, epochs=30),
+    "full": Mode("full", crop_seconds=600.0, input_size=32, width=0.25, epochs=15),
 }
 
 

@@ -76,3 +76,28 @@ def test_errors_are_one_clear_line_and_a_failing_exit_code(args, tmp_path, monke
     assert result.exit_code != 0
     assert result.output.startswith("Error:") or "Error:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_world_commands(tmp_path):
+    runner = CliRunner()
+    presets = runner.invoke(main, ["world", "presets"])
+    assert presets.exit_code == 0 and "downtown" in presets.output and "motorcyclist" in presets.output
+    video = tmp_path / "cam.mp4"
+    made = runner.invoke(
+        main, ["world", "video", "-p", "night", "--seconds", "1", "--size", "320x180", "-o", str(video)]
+    )
+    assert made.exit_code == 0, made.output
+    assert video.exists() and (tmp_path / "cam.truth.jsonl").exists()
+    assert "30 frames" in made.output
+    bad = runner.invoke(main, ["world", "video", "-p", "mars", "-o", str(tmp_path / "x.mp4")])
+    assert bad.exit_code != 0 and "unknown camera preset" in bad.output
+    size = runner.invoke(main, ["world", "video", "--size", "big", "-o", str(tmp_path / "y.mp4")])
+    assert size.exit_code != 0 and "WIDTHxHEIGHT" in size.output
+
+
+def test_models_list_shows_the_shipped_models():
+    result = CliRunner().invoke(main, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    for name in ("ingest", "query", "gt"):
+        assert f"{name}.mxn" in result.output
+    assert "MISSING" not in result.output
