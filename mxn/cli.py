@@ -53,17 +53,9 @@ def _floats(text: str | None) -> list[float] | None:
 
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(data, indent=2, default=_jsonable))
-        click.echo(f"wrote {path}")
+        from mxn.report import write_json
 
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
+        click.echo(f"wrote {write_json(path, data)}")
 
 
 def _fmt(value: float | None, pct: bool = True) -> str:

@@ -22,7 +22,6 @@ otherwise the crops are rendered into ``out/bench-crops-<mode>`` first.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from mxn.calibration import exit_precision_recall
 from mxn.engine import StagedEngine
 from mxn.images import load_dataset
 from mxn.network import build_network
+from mxn.report import write_json
 from mxn.spec import NetworkSpec
 from mxn.training import TrainConfig, train_network
 from mxn.world.crops import CropConfig, build_crops
@@ -185,9 +185,7 @@ def main() -> int:
     results["paper"] = PAPER
     print(f"\ntargets met: {results['targets_met']}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, results)}")
     return 0
 
 

@@ -15,7 +15,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mxn.report import write_json
 from mxn.world.presets import PRESETS
 from mxn.world.video import render_clip
 
@@ -54,9 +54,7 @@ def main() -> int:
     results["targets_met"] = {"faster_than_real_time": slowest > 1.0}
     print(f"slowest preset: {slowest:.1f}x real time (target > 1x); peak RSS {results['peak_rss_mb']:.0f} MB")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, results)}")
     return 0
 
 
