@@ -1,0 +1,50 @@
+"""The benchmark scripts run in their --quick form and write the JSON keys the docs cite.
+
+These check that the scripts work, not how fast anything is: timings live in
+the scripts' output and docs/BENCHMARKS.md, never in assertions.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _run(script: str, tmp_path: Path) -> dict:
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), "--quick", "--json", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_bench_world(tmp_path):
+    result = _run("bench_world.py", tmp_path)
+    assert set(result["presets"]) == {"quiet_road", "highway", "downtown", "night"}
+    assert all(p["frames"] == 600 for p in result["presets"].values())
+    assert "faster_than_real_time" in result["targets_met"]
+
+
+@pytest.mark.slow
+def test_bench_mxn(tmp_path):
+    result = _run("bench_mxn.py", tmp_path)
+    for key in ("prefix_batching_speedup", "prefix_batching_bound", "early_exit_batch_speedup",
+                "training_speedup", "training_bound"):  # fmt: skip
+        assert result[key] > 0
+
+
+@pytest.mark.slow
+def test_bench_accuracy(tmp_path):
+    result = _run("bench_accuracy.py", tmp_path)
+    assert len(result["exit_accuracy"]["single_exit"]) == 5
+    for key in ("focal_precision_gain_05", "focal_precision_gain_07"):
+        assert isinstance(result[key], float)
