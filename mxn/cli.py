@@ -30,13 +30,24 @@ def friendly_errors(fn: Callable) -> Callable:
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
+        from ingest.decode import VideoError
         from mxn.images import DatasetError
         from mxn.modelfile import ModelFileError
         from mxn.spec import SpecError
+        from storage.store import StoreError
 
+        user_errors = (
+            ModelFileError,
+            DatasetError,
+            SpecError,
+            VideoError,
+            StoreError,
+            ValueError,
+            FileNotFoundError,
+        )
         try:
             return fn(*args, **kwargs)
-        except (ModelFileError, DatasetError, SpecError, ValueError, FileNotFoundError) as err:
+        except user_errors as err:
             raise click.ClickException(str(err)) from err
 
     return wrapper
@@ -489,6 +500,9 @@ def _labelled_images(data: str, model, prefer: str):
     root = Path(data) / prefer if (Path(data) / prefer).is_dir() else Path(data)
     return load_image_folder(root, model.spec.input_size, classes=model.classes)
 
+
+# Subcommands that live in their own modules register themselves on ``main``.
+from mxn import cli_ingest  # noqa: E402, F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,2 +1,29 @@
 """Storage: the SQL system of record (SQLite or PostgreSQL) and the FAISS
 indexes derived from it (DESIGN.md section 4.6). Imports no other mxn stage."""
+
+from storage.records import (
+    ClusterRecord,
+    ClusterState,
+    ObjectRecord,
+    RunRecord,
+    StoredObject,
+    VideoInfo,
+    VideoRecord,
+)
+from storage.store import DEFAULT_URL, Store, StoreError, default_url
+from storage.vectors import ClusterVectors
+
+__all__ = [
+    "DEFAULT_URL",
+    "ClusterRecord",
+    "ClusterState",
+    "ClusterVectors",
+    "ObjectRecord",
+    "RunRecord",
+    "Store",
+    "StoreError",
+    "StoredObject",
+    "VideoInfo",
+    "VideoRecord",
+    "default_url",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -43,3 +44,41 @@ def trained(digit_data) -> tuple[MXNModel, object]:
     config = TrainConfig(epochs=8, optimizer="adam", learning_rate=0.003, flip=False, progress=False, seed=1)
     spec = NetworkSpec(input_size=32, width=0.25)
     return fit_model(spec, {"all": digit_data}, config, target_precision=0.95, source="digits")
+
+
+# -- databases: SQLite files and a throwaway PostgreSQL (tests/postgres.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of the ``postgres`` database of a private server started once per session (on first use).
+
+    Missing PostgreSQL binaries fail the test with an install hint: skipping
+    would silently drop half of the storage coverage.
+    """
+    import postgres
+
+    try:
+        postgres.find_bindir()
+    except postgres.PostgresUnavailableError as err:
+        pytest.fail(str(err), pytrace=False)
+    with postgres.throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str) -> Iterator[str]:
+    """URL of a fresh, empty database on the session's server, dropped after the test."""
+    import postgres
+
+    url = postgres.create_database(postgres_server)
+    yield url
+    postgres.drop_database(postgres_server, url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh empty database URL, once per backend: storage and ingest must behave the same on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_db")

@@ -1,0 +1,112 @@
+"""What an ingest run does, in one validated object.
+
+Everything that changes the index lives here, and :meth:`IngestConfig.index_key`
+is what a resumed run must match: a killed run continues only if it was
+started with the same settings and model; otherwise it is discarded and
+restarted, so an index never mixes two configurations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ingest.extraction import ExtractorConfig
+
+MODES = ("mxn", "focus", "gt-all")
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work together (for example an exit the model does not have)."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Settings of an ingest run.
+
+    Args:
+        mode: ``"mxn"`` (the union of the top-``topk`` labels of every exit in
+            ``exits``), ``"focus"`` (one exit, top-``topk``: Focus's
+            baseline) or ``"gt-all"`` (the ground-truth CNN's top-1 label on
+            every object: the reference queries are judged against).
+        exits: exit indices whose labels are aggregated (``None``: the
+            mode's default; mxn: every exit, focus: the first, gt-all: the last).
+        topk: labels per exit (k' for mxn, K for focus; gt-all uses 1).
+        cluster_exit: the exit whose pooled features are clustered (``None``:
+            the deepest of ``exits``, which is computed anyway).
+        cluster_threshold: squared L2 distance between unit feature vectors
+            below which an object joins a cluster.
+        max_clusters: open clusters per label (Focus used 100).
+        stride: process every ``stride``-th frame.
+        chunk_frames: frames per committed chunk; a killed run resumes at
+            the last chunk boundary. Each chunk warms its own background
+            model on the frames before it, so resumed and uninterrupted
+            runs find the same objects. Rounded up to a multiple of ``stride``.
+        skip_static: skip frames in which no block changed (DeepMon's test).
+        batch_size: crops per CNN batch.
+        crop_expand: context added around each box before the square crop.
+        extractor: background-subtraction settings.
+    """
+
+    mode: str = "mxn"
+    exits: tuple[int, ...] | None = None
+    topk: int = 2
+    cluster_exit: int | None = None
+    cluster_threshold: float = 0.3
+    max_clusters: int = 100
+    stride: int = 1
+    chunk_frames: int = 900
+    skip_static: bool = False
+    batch_size: int = 64
+    crop_expand: float = 0.1
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.topk < 1:
+            raise ConfigError(f"topk must be >= 1, got {self.topk}")
+        if self.stride < 1:
+            raise ConfigError(f"stride must be >= 1, got {self.stride}")
+        if self.chunk_frames < 1:
+            raise ConfigError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        if self.max_clusters < 1:
+            raise ConfigError(f"max_clusters must be >= 1, got {self.max_clusters}")
+        if not 0 <= self.cluster_threshold <= 4:
+            raise ConfigError(f"cluster_threshold must lie in [0, 4], got {self.cluster_threshold}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.exits is not None and not self.exits:
+            raise ConfigError("exits must name at least one exit")
+        if self.mode == "focus" and self.exits is not None and len(self.exits) != 1:
+            raise ConfigError(f"focus mode uses exactly one exit, got {list(self.exits)}")
+        if self.chunk_frames < self.extractor.warmup * self.stride:
+            raise ConfigError(
+                f"chunk_frames ({self.chunk_frames}) must be at least warmup x stride "
+                f"({self.extractor.warmup} x {self.stride}): each chunk warms on the frames before it"
+            )
+        if self.chunk_frames % self.stride:
+            rounded = -(-self.chunk_frames // self.stride) * self.stride
+            object.__setattr__(self, "chunk_frames", rounded)
+
+    def resolve(self, num_exits: int) -> IngestConfig:
+        """The same settings with the model-dependent defaults filled in and checked against it."""
+        exits = self.exits
+        if exits is None:
+            exits = {"mxn": tuple(range(num_exits)), "focus": (0,), "gt-all": (num_exits - 1,)}[self.mode]
+        exits = tuple(sorted(set(int(e) for e in exits)))
+        bad = [e for e in exits if not 0 <= e < num_exits]
+        if bad:
+            raise ConfigError(f"the model has exits 0..{num_exits - 1}; no exit {bad[0]}")
+        cluster_exit = max(exits) if self.cluster_exit is None else self.cluster_exit
+        if not 0 <= cluster_exit < num_exits:
+            raise ConfigError(f"the model has exits 0..{num_exits - 1}; no cluster exit {cluster_exit}")
+        topk = 1 if self.mode == "gt-all" else self.topk
+        return replace(self, exits=exits, cluster_exit=cluster_exit, topk=topk)
+
+    def index_key(self) -> dict[str, Any]:
+        """The settings that shape the index (what a resumed run must match)."""
+        data = asdict(self)
+        data.pop("batch_size")
+        data["exits"] = list(data["exits"] or [])
+        return data

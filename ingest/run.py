@@ -1,0 +1,331 @@
+"""Ingest runs: one video in, objects, labels and clusters committed chunk by chunk.
+
+The journey of a frame: decode (streaming) -> optional static-frame skip ->
+background subtraction -> boxes -> square crops -> one batched pass of the
+staged engine over the chosen exits -> top-k aggregation -> per-label
+clustering -> one SQL transaction per chunk.
+
+Nothing lost, nothing doubled:
+
+* each video is a run with a status; queries see only ``done`` runs;
+* a chunk (objects, labels, cluster updates and the resume point) commits
+  in one transaction, so a killed run leaves whole chunks only;
+* the next ingest of that video with the same settings resumes at the last
+  chunk boundary, reloading the clustering state from SQL; with other
+  settings it discards the unfinished run and starts over;
+* a video already indexed (same content hash and mode) is skipped unless
+  ``force``, and a forced re-ingest replaces the old index only when it
+  completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ingest.aggregation import aggregate_topk, indexing_count, label_sets
+from ingest.clustering import IncrementalClusterer, normalise
+from ingest.config import IngestConfig
+from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
+from ingest.extraction import FrameChangeTest, ObjectExtractor
+from mxn.images import square_crop
+from mxn.modelfile import MXNModel
+from storage.records import ObjectRecord, RunRecord, VideoInfo
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Counters a run accumulates (over resumes too).
+COUNTERS = ("frames", "frames_skipped", "objects", "indexing")
+#: Seconds per stage.
+TIMERS = ("decode_s", "extract_s", "model_s", "cluster_s", "store_s")
+
+
+@dataclass
+class IngestResult:
+    """What happened to one video."""
+
+    video: str
+    status: str  # "done" | "skipped" | "failed"
+    run_id: int | None = None
+    resumed_from: int = 0  # frame a resumed run continued at (0: fresh)
+    stats: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "video": self.video,
+            "status": self.status,
+            "run_id": self.run_id,
+            "resumed_from": self.resumed_from,
+            "stats": self.stats,
+            "error": self.error,
+        }
+
+
+class _Timer:
+    def __init__(self, stats: dict[str, float], key: str) -> None:
+        self.stats, self.key = stats, key
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.stats[self.key] += time.perf_counter() - self.start
+
+
+def model_sha(model: MXNModel) -> str:
+    """The identity of a model: SHA-256 over its class names and weights."""
+    digest = hashlib.sha256("\n".join(model.classes).encode())
+    for weight in model.network.model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def _chunk_frames(
+    path: str, info: VideoInfo, config: IngestConfig, start: int
+) -> Iterator[tuple[bool, DecodedFrame]]:
+    """``(is_warmup, frame)`` from ``start``: the ``warmup`` sampled frames before it first.
+
+    At the very start of a video there are no frames before it, so its first
+    ``warmup`` sampled frames are decoded twice: once to warm, once to process.
+    """
+    warm = config.extractor.warmup * config.stride
+    if start == 0:
+        for frame in iter_frames(path, 0, warm, config.stride, info.fps):
+            yield True, frame
+        yield from ((False, f) for f in iter_frames(path, 0, None, config.stride, info.fps))
+    else:
+        for frame in iter_frames(path, max(0, start - warm), None, config.stride, info.fps):
+            yield frame.index < start, frame
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The boxes found in one processed frame (none when it was skipped as static)."""
+
+    frame: DecodedFrame
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkEnd:
+    """Every frame below ``next_frame`` has been reported: commit the chunk."""
+
+    next_frame: int
+
+
+def detect_objects(
+    path: str | os.PathLike,
+    info: VideoInfo,
+    config: IngestConfig,
+    start: int = 0,
+    stats: dict[str, Any] | None = None,
+) -> Iterator[Detection | ChunkEnd]:
+    """Moving objects of every sampled frame from ``start`` on, chunk by chunk.
+
+    Each chunk gets a fresh background model warmed on the ``warmup``
+    sampled frames before it, so what a chunk finds never depends on where
+    a run started: a resumed run, or a worker given one range of frames,
+    finds exactly the objects an uninterrupted run does. ``stats`` (when
+    given) accumulates ``frames``, ``frames_skipped``, ``decode_s`` and
+    ``extract_s``. Raises :class:`VideoError` when the video ends early.
+    """
+    c = config
+    stats = {} if stats is None else stats
+    for key in ("frames", "frames_skipped", "decode_s", "extract_s"):
+        stats.setdefault(key, 0)
+    shrinker = ObjectExtractor(c.extractor)
+    warm_frames: deque[np.ndarray] = deque(maxlen=c.extractor.warmup)  # at the model's scale
+    chunk_end, extractor, change = start, None, None
+    last_index = start - 1
+    frames = _chunk_frames(str(path), info, c, start)
+    while True:
+        with _Timer(stats, "decode_s"):
+            item = next(frames, None)
+        if item is None:
+            break
+        is_warm, frame = item
+        if not is_warm:
+            if frame.index >= chunk_end:  # a new chunk: close the last one, fresh background model
+                if extractor is not None:
+                    yield ChunkEnd(chunk_end)
+                chunk_end = (frame.index // c.chunk_frames + 1) * c.chunk_frames
+                with _Timer(stats, "extract_s"):
+                    extractor = ObjectExtractor(c.extractor)
+                    for image in warm_frames:
+                        extractor.warm(image, shrunk=True)
+                change = FrameChangeTest() if c.skip_static else None
+            last_index = frame.index
+            stats["frames"] += 1
+            with _Timer(stats, "extract_s"):
+                if change is None or change.changed(frame.image):
+                    boxes = extractor.extract(frame.image)
+                else:
+                    stats["frames_skipped"] += 1
+                    boxes = np.zeros((0, 4), np.int32)
+            yield Detection(frame, boxes)
+        warm_frames.append(shrinker.shrink(frame.image))
+    check_complete(info, last_index + 1, tolerance=c.stride + 2)
+    if extractor is not None:
+        yield ChunkEnd(last_index + 1)
+
+
+class VideoIngest:
+    """Ingest of one video into one store with one model (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        model: MXNModel,
+        config: IngestConfig,
+        progress: bool = True,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> None:
+        if model.spec.head != "classification":
+            raise ValueError("ingest needs a classification model (its exits give the labels)")
+        self.store, self.model, self.progress = store, model, progress
+        self.config = config.resolve(model.spec.num_exits)
+        self.engine = model.engine(batch_size=self.config.batch_size)
+        self.sha = model_sha(model)
+        self.on_chunk = on_chunk  # called with each committed chunk end (tests kill runs here)
+
+    # -- run bookkeeping ----------------------------------------------------
+
+    def _prepare_run(self, info: VideoInfo, force: bool) -> tuple[RunRecord | None, str]:
+        video = self.store.add_video(info)
+        runs = self.store.runs(video.id)
+        mine = [r for r in runs if r.mode == self.config.mode]
+        if not force and any(r.status == "done" for r in mine):
+            done = [r for r in mine if r.status == "done"][-1]
+            return done, "skipped"
+        key = self.config.index_key()
+        for run in mine:
+            if run.status == "running" and run.config == key and run.model_sha == self.sha:
+                return run, "resume"
+        for run in mine:
+            if run.status != "done":
+                log.info("discarding unfinished run %d of %s (other settings or failed)", run.id, info.name)
+                self.store.discard_run(run.id)
+        return self.store.start_run(video.id, self.config.mode, key, self.sha), "start"
+
+    def ingest(self, path: str | os.PathLike, force: bool = False) -> IngestResult:
+        """Index one video; raises :class:`VideoError` for unreadable files."""
+        path = str(path)
+        info = probe(path)
+        run, action = self._prepare_run(info, force)
+        assert run is not None
+        if action == "skipped":
+            return IngestResult(info.name, "skipped", run.id, stats=run.stats)
+        try:
+            stats = self._process(path, info, run)
+        except VideoError as err:
+            self.store.fail_run(run.id, str(err))
+            raise
+        done = self.store.finish_run(run.id, stats)
+        return IngestResult(info.name, "done", done.id, resumed_from=run.next_frame, stats=stats)
+
+    # -- the work -----------------------------------------------------------
+
+    def _process(self, path: str, info: VideoInfo, run: RunRecord) -> dict[str, Any]:
+        c = self.config
+        stats: dict[str, Any] = {k: run.stats.get(k, 0) for k in COUNTERS}
+        stats |= {k: run.stats.get(k, 0.0) for k in (*TIMERS, "seconds")}
+        seconds_before, began = stats["seconds"], time.perf_counter()
+        clusterer = IncrementalClusterer(
+            c.cluster_threshold, c.max_clusters, self.store.load_clusters(run.id, active_only=False)
+        )
+        next_object = int(run.stats.get("next_object_seq", 0))
+        pending: list[tuple[DecodedFrame, np.ndarray]] = []  # this chunk's frames that have boxes
+        sampled = -(-(info.frame_count or 0) // c.stride) or None
+        bar = tqdm(total=sampled, initial=-(-run.next_frame // c.stride), desc=f"ingest {info.name}",
+                   unit="frame", disable=not self.progress)  # fmt: skip
+        try:
+            for event in detect_objects(path, info, c, run.next_frame, stats):
+                if isinstance(event, ChunkEnd):
+                    stats["seconds"] = seconds_before + time.perf_counter() - began
+                    next_object = self._commit(run, clusterer, pending, next_object, stats, event.next_frame)
+                    pending = []
+                else:
+                    bar.update(1)
+                    if len(event.boxes):
+                        pending.append((event.frame, event.boxes))
+        finally:
+            bar.close()
+        stats["seconds"] = seconds_before + time.perf_counter() - began
+        stats["frames_per_s"] = stats["frames"] / max(stats["seconds"], 1e-9)
+        return stats
+
+    def _classify(
+        self, pending: list[tuple[DecodedFrame, np.ndarray]]
+    ) -> tuple[
+        list[tuple[DecodedFrame, tuple[int, ...]]], np.ndarray, list[dict[str, float]], np.ndarray, int
+    ]:
+        """Every pending box's frame, crop, aggregated labels and unit cluster feature; and #indexing."""
+        c, size = self.config, self.model.spec.input_size
+        where = [(frame, tuple(int(v) for v in box)) for frame, boxes in pending for box in boxes]
+        if not where:
+            return [], np.zeros((0, size, size, 3), np.uint8), [], np.zeros((0, 0), np.float32), 0
+        crops = np.stack([square_crop(frame.image, box, size, expand=c.crop_expand) for frame, box in where])
+        result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
+        mask, scores = aggregate_topk(result.outputs, c.topk)
+        labels = label_sets(mask, scores, self.model.classes)
+        return where, crops, labels, normalise(result.features), indexing_count(mask)
+
+    def _commit(
+        self,
+        run: RunRecord,
+        clusterer: IncrementalClusterer,
+        pending: list[tuple[DecodedFrame, np.ndarray]],
+        next_object: int,
+        stats: dict[str, Any],
+        next_frame: int,
+    ) -> int:
+        """Classify, cluster and store one chunk in one transaction; returns the next object seq."""
+        with _Timer(stats, "model_s"):
+            where, crops, labels, features, indexing = self._classify(pending)
+        objects = []
+        with _Timer(stats, "cluster_s"):
+            for i, ((frame, box), object_labels) in enumerate(zip(where, labels, strict=True)):
+                seq = next_object + i
+                objects.append(ObjectRecord(seq, frame.index, frame.time, box, object_labels, features[i]))
+                clusterer.add(seq, frame.time, object_labels, features[i], crops[i])
+        stats["objects"] += len(objects)
+        stats["indexing"] += indexing
+        next_object += len(objects)
+        stats["next_object_seq"] = next_object
+        stats["clusters"] = clusterer.next_seq
+        with _Timer(stats, "store_s"):
+            self.store.commit_chunk(run.id, next_frame, objects, clusterer.take_changes(), stats)
+        if self.on_chunk is not None:
+            self.on_chunk(next_frame)
+        return next_object
+
+
+def ingest_videos(
+    paths: Sequence[str | os.PathLike],
+    store: Store,
+    model: MXNModel,
+    config: IngestConfig,
+    force: bool = False,
+    progress: bool = True,
+) -> list[IngestResult]:
+    """Ingest every video; a bad one is reported as failed and the others still run."""
+    runner = VideoIngest(store, model, config, progress=progress)
+    results = []
+    for path in paths:
+        try:
+            results.append(runner.ingest(path, force=force))
+        except VideoError as err:
+            results.append(IngestResult(Path(path).name, "failed", error=str(err)))
+    return results

@@ -1,0 +1,111 @@
+"""Plain records that cross the storage boundary.
+
+Ingest hands these to :class:`storage.store.Store` and queries get them back,
+so no caller touches SQLAlchemy rows. Vectors are float32 NumPy arrays here
+and float32 bytes in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: What a run can be. ``running`` runs are invisible to queries; ``done`` runs
+#: are the index; ``failed`` runs keep their error for the user to read.
+RUN_STATUSES = ("running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video file as probed before ingest."""
+
+    name: str  # the file name, shown to users ("downtown.mp4")
+    path: str  # absolute path at ingest time (informative: videos move)
+    content_hash: str  # sha256 hex of the file's bytes: the video's identity
+    fps: float
+    width: int
+    height: int
+    frame_count: int  # as the container says; decoding may find fewer
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class VideoRecord(VideoInfo):
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    video_id: int
+    mode: str  # "mxn" | "focus" | "gt-all"
+    config: dict[str, Any]  # everything that changes the index (exits, top-k, thresholds...)
+    model_sha: str  # sha256 of the model's weights
+    status: str  # one of RUN_STATUSES
+    next_frame: int  # frames below this are committed; a resumed run starts here
+    stats: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class ObjectRecord:
+    """One detected object. ``seq`` numbers the run's objects from 0 (client-side key)."""
+
+    seq: int
+    frame: int
+    time: float
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels
+    labels: dict[str, float]  # the labels it is indexed under -> score
+    feature: np.ndarray | None = None  # the clustering exit's feature vector
+
+
+@dataclass
+class ClusterState:
+    """A cluster as ingest holds it; ``seq`` numbers the run's clusters from 0.
+
+    ``new_members`` are object seqs that joined since the last commit; the
+    store appends them and clears the list.
+    """
+
+    seq: int
+    label: str
+    centroid: np.ndarray
+    size: int
+    representative_seq: int
+    representative_crop: bytes  # PNG
+    representative_distance: float
+    active: bool = True
+    first_time: float = 0.0
+    last_time: float = 0.0
+    new_members: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    """A cluster of a finished run, as queries see it."""
+
+    id: int
+    video_id: int
+    run_id: int
+    label: str
+    centroid: np.ndarray
+    size: int
+    representative_object_id: int
+    representative_crop: bytes
+    first_time: float
+    last_time: float
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A detected object of a finished run, as queries see it."""
+
+    id: int
+    video_id: int
+    run_id: int
+    frame: int
+    time: float
+    box: tuple[int, int, int, int]
+    labels: dict[str, float]

@@ -1,0 +1,171 @@
+"""The SQL schema of the system of record, identical on SQLite and PostgreSQL.
+
+Only portable column types are used (JSON, LargeBinary, Double, Integer,
+timezone-aware DateTime), so one declaration serves both databases and a
+test run on SQLite means something for PostgreSQL.
+
+Ids are never reused (``sqlite_autoincrement``; PostgreSQL sequences never
+go back), so an id seen once always means the same row: the FAISS indexes
+and any cache built on ids can tell a replaced run from the old one.
+
+Vectors are stored as raw little-endian float32 bytes: exact (a resumed
+ingest continues bit for bit), compact, and readable without pickle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Bump when the tables change; a store refuses a database of another version.
+SCHEMA_VERSION = 1
+
+#: BIGINT on PostgreSQL (objects outgrow 2^31 over many videos); on SQLite only
+#: ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid, so the variant says INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+_AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the mxn tables."""
+
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
+        dict[str, Any]: JSON,
+        float: Double,
+        bytes: LargeBinary,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class SchemaInfo(Base):
+    """One row holding the schema version, checked whenever a store opens."""
+
+    __tablename__ = "schema_info"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Video(Base):
+    """A video file, identified by the hash of its bytes (names and paths change)."""
+
+    __tablename__ = "videos"
+    __table_args__ = (_AUTOINCREMENT,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    fps: Mapped[float]
+    width: Mapped[int]
+    height: Mapped[int]
+    frame_count: Mapped[int]
+    duration_s: Mapped[float]
+    added_at: Mapped[datetime]
+
+
+class IngestRun(Base):
+    """One ingest of one video in one mode; only ``done`` runs are visible to queries."""
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (Index("ix_ingest_runs_video_mode", "video_id", "mode"), _AUTOINCREMENT)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"))
+    mode: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]]
+    model_sha: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    next_frame: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class DetectedObject(Base):
+    """A detected object; ``seq`` is the run's own number for it (the client-side key)."""
+
+    __tablename__ = "objects"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_objects_run_seq"),
+        Index("ix_objects_run_time", "run_id", "time"),
+        _AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
+    seq: Mapped[int]
+    frame: Mapped[int]
+    time: Mapped[float]
+    x1: Mapped[int]
+    y1: Mapped[int]
+    x2: Mapped[int]
+    y2: Mapped[int]
+    feature: Mapped[bytes | None]
+
+
+class ObjectLabel(Base):
+    """A label an object is indexed under, with its score."""
+
+    __tablename__ = "object_labels"
+    __table_args__ = (Index("ix_object_labels_label", "label"),)
+
+    object_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("objects.id"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), primary_key=True)
+    score: Mapped[float]
+
+
+class Cluster(Base):
+    """A per-label cluster of a run; ``seq`` is the run's own number for it."""
+
+    __tablename__ = "clusters"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_clusters_run_seq"),
+        Index("ix_clusters_label_video", "label", "video_id"),
+        Index("ix_clusters_run_label", "run_id", "label"),
+        # deleting objects checks this foreign key; without an index that is a scan per object
+        Index("ix_clusters_representative", "representative_object_id"),
+        _AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"))
+    seq: Mapped[int]
+    label: Mapped[str] = mapped_column(String(128))
+    centroid: Mapped[bytes]
+    size: Mapped[int]
+    representative_object_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("objects.id"))
+    representative_crop: Mapped[bytes]
+    representative_distance: Mapped[float]
+    active: Mapped[bool] = mapped_column(Boolean)
+    first_time: Mapped[float]
+    last_time: Mapped[float]
+
+
+class ClusterMember(Base):
+    """An object in a cluster (one row per cluster of each of its labels)."""
+
+    __tablename__ = "cluster_members"
+    __table_args__ = (Index("ix_cluster_members_object", "object_id"),)
+
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), primary_key=True)
+    object_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("objects.id"), primary_key=True)

@@ -1,0 +1,841 @@
+"""The store: one small API over the SQL schema, the same for SQLite and PostgreSQL.
+
+Ingest writes through it chunk by chunk (one transaction per chunk, so a
+killed ingest resumes from its last commit); queries read through it and
+only ever see finished (``done``) runs. Every database error leaves it as a
+:class:`StoreError`, so callers never import SQLAlchemy.
+
+Bulk paths use Core ``executemany`` inserts and resolve the run-local keys
+(``seq``) to ids with one indexed range query, because a chunk may hold
+tens of thousands of objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+from storage import vectors as vec
+from storage.records import (
+    ClusterRecord,
+    ClusterState,
+    ObjectRecord,
+    RunRecord,
+    StoredObject,
+    VideoInfo,
+    VideoRecord,
+)
+from storage.schema import (
+    SCHEMA_VERSION,
+    Base,
+    Cluster,
+    ClusterMember,
+    DetectedObject,
+    IngestRun,
+    ObjectLabel,
+    SchemaInfo,
+    Video,
+)
+
+log = logging.getLogger(__name__)
+
+#: Used when the user gives no ``--db``.
+DEFAULT_URL = "sqlite:///mxn.db"
+
+#: Rows per ``IN (...)`` list: far below SQLite's and PostgreSQL's parameter limits.
+_BATCH = 1000
+
+VIDEOS = Video.__table__
+RUNS = IngestRun.__table__
+OBJECTS = DetectedObject.__table__
+LABELS = ObjectLabel.__table__
+CLUSTERS = Cluster.__table__
+MEMBERS = ClusterMember.__table__
+SCHEMA = SchemaInfo.__table__
+
+#: The cluster columns ingest may change after insertion (label, run and seq never change).
+_CLUSTER_MUTABLE = (
+    "centroid",
+    "size",
+    "representative_object_id",
+    "representative_crop",
+    "representative_distance",
+    "active",
+    "first_time",
+    "last_time",
+)
+
+
+class StoreError(Exception):
+    """A database that cannot be opened or used: bad URL, wrong schema version, unreachable server."""
+
+
+def default_url() -> str:
+    """``$MXN_DB`` when set (one setting points every command at a shared server), else DEFAULT_URL."""
+    return os.environ.get("MXN_DB") or DEFAULT_URL
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: mask anything that looks like user:password@
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _cause(err: BaseException) -> str:
+    """The driver's own message when there is one (SQLAlchemy's wrapper adds SQL and a link)."""
+    orig = getattr(err, "orig", None)
+    text = str(orig if orig is not None else err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON for the config/stats columns, accepting the NumPy scalars ingest counters tend to be."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    return json.dumps(value, default=default)
+
+
+def _to_bytes(vector: np.ndarray) -> bytes:
+    """float32 little-endian bytes: the storage form of every vector."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def _to_vector(data: bytes) -> np.ndarray:
+    """A writable native float32 array, bit-identical to what was stored."""
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def _batches(values: Iterable[Any], size: int = _BATCH) -> Iterator[list[Any]]:
+    it = iter(values)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_url(url: str) -> URL:
+    """The SQLAlchemy URL for ``url``, with PostgreSQL pinned to psycopg (the driver we ship)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError) as err:
+        raise StoreError(f"cannot open database {mask_url(str(url))}: not a database URL ({err})") from err
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return parsed
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise StoreError(
+        f"cannot open database {mask_url(url)}: unsupported driver {parsed.drivername!r} "
+        "(use sqlite:///FILE or postgresql://USER@HOST:PORT/DB)"
+    )
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Foreign keys are off by default in SQLite; a busy timeout lets a reader wait for a writer."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        if not _is_memory(url) and not str(url.database).startswith("file:"):
+            Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, json_serializer=_json_dumps)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+    return create_engine(url, json_serializer=_json_dumps, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _default_index_dir(url: URL) -> Path | None:
+    """Where the FAISS caches of a database live when the caller does not say (None: memory only)."""
+    if url.get_backend_name() == "sqlite":
+        if _is_memory(url):
+            return None
+        db = Path(str(url.database)).expanduser().resolve()
+        return db.with_name(db.name + ".faiss")
+    name = f"{url.host or 'localhost'}_{url.port or 5432}_{url.database or ''}"
+    return Path.cwd() / ".mxn-faiss" / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _schema_version(conn: Connection) -> int | None:
+    """The stored schema version, or None for a database that has none yet."""
+    if not inspect(conn).has_table(SCHEMA.name):
+        return None
+    return conn.scalar(select(SCHEMA.c.version).where(SCHEMA.c.id == 1))
+
+
+def _ensure_schema(conn: Connection) -> None:
+    """Create the tables of a new database; refuse one made by another schema version."""
+    found = _schema_version(conn)
+    if found is None:
+        Base.metadata.create_all(conn)
+        conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
+    elif found != SCHEMA_VERSION:
+        raise StoreError(
+            f"schema version {found} found, but this mxn expects version {SCHEMA_VERSION} "
+            "(use a new database or re-ingest)"
+        )
+
+
+# -- row -> record ---------------------------------------------------------------------------------------
+
+
+def _video_record(row: Row) -> VideoRecord:
+    return VideoRecord(
+        name=row.name,
+        path=row.path,
+        content_hash=row.content_hash,
+        fps=row.fps,
+        width=row.width,
+        height=row.height,
+        frame_count=row.frame_count,
+        duration_s=row.duration_s,
+        id=row.id,
+    )
+
+
+def _run_record(row: Row) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        video_id=row.video_id,
+        mode=row.mode,
+        config=row.config,
+        model_sha=row.model_sha,
+        status=row.status,
+        next_frame=row.next_frame,
+        stats=row.stats,
+        error=row.error,
+    )
+
+
+def _cluster_record(row: Row) -> ClusterRecord:
+    return ClusterRecord(
+        id=row.id,
+        video_id=row.video_id,
+        run_id=row.run_id,
+        label=row.label,
+        centroid=_to_vector(row.centroid),
+        size=row.size,
+        representative_object_id=row.representative_object_id,
+        representative_crop=bytes(row.representative_crop),
+        first_time=row.first_time,
+        last_time=row.last_time,
+    )
+
+
+def _stored_objects(rows: Iterable[Row]) -> list[StoredObject]:
+    """Objects from rows of (object columns, video_id, label, score), one row per label, sorted by id."""
+    out = []
+    for _, group in itertools.groupby(rows, key=lambda r: r.id):
+        group = list(group)
+        r = group[0]
+        labels = {g.label: g.score for g in group if g.label is not None}
+        out.append(
+            StoredObject(r.id, r.video_id, r.run_id, r.frame, r.time, (r.x1, r.y1, r.x2, r.y2), labels)
+        )
+    return out
+
+
+_OBJECT_COLUMNS = (
+    OBJECTS.c.id,
+    OBJECTS.c.run_id,
+    OBJECTS.c.frame,
+    OBJECTS.c.time,
+    OBJECTS.c.x1,
+    OBJECTS.c.y1,
+    OBJECTS.c.x2,
+    OBJECTS.c.y2,
+    RUNS.c.video_id,
+    LABELS.c.label,
+    LABELS.c.score,
+)
+
+
+def _visible(mode: str | None) -> list[ColumnElement[bool]]:
+    """The conditions on ``RUNS`` that make rows visible to queries: done runs (of one mode)."""
+    conditions = [RUNS.c.status == "done"]
+    if mode is not None:
+        conditions.append(RUNS.c.mode == mode)
+    return conditions
+
+
+class Store:
+    """SQL system of record; FAISS indexes beside it are derived (see storage.vectors)."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, index_dir: str | Path | None = None) -> None:
+        """Open (creating tables when new) and check the schema version."""
+        parsed = _parse_url(url)
+        self.url = mask_url(url)
+        try:
+            self._engine = _make_engine(parsed)
+            with self._engine.begin() as conn:
+                _ensure_schema(conn)
+        except StoreError:
+            self._dispose()
+            raise
+        except (SQLAlchemyError, OSError, ImportError) as err:
+            self._dispose()
+            raise StoreError(f"cannot open database {self.url}: {_cause(err)}") from err
+        self.index_dir = Path(index_dir) if index_dir is not None else _default_index_dir(parsed)
+        self._index_files = vec.IndexFiles(self.index_dir)
+        self._vectors: dict[tuple[str | None, str], vec.ClusterVectors] = {}
+
+    # -- life cycle
+    def close(self) -> None:
+        """Release every pooled connection (the store can still be used; it reconnects)."""
+        self._dispose()
+
+    def _dispose(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @contextmanager
+    def _begin(self, what: str) -> Iterator[Connection]:
+        """One transaction; any database error becomes a StoreError saying what failed."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as err:
+            raise StoreError(f"{what} failed on {self.url}: {_cause(err)}") from err
+
+    # -- videos
+    def add_video(self, info: VideoInfo) -> VideoRecord:
+        """Register a video; a known content hash returns the existing record (same bytes, same video)."""
+        existing = self.find_video(info.content_hash)
+        if existing is not None:
+            return existing
+        values = {
+            "name": info.name,
+            "path": info.path,
+            "content_hash": info.content_hash,
+            "fps": float(info.fps),
+            "width": int(info.width),
+            "height": int(info.height),
+            "frame_count": int(info.frame_count),
+            "duration_s": float(info.duration_s),
+            "added_at": _now(),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(VIDEOS).values(values))
+        except IntegrityError:  # another process added it meanwhile
+            pass
+        except SQLAlchemyError as err:
+            raise StoreError(f"adding video {info.name} failed on {self.url}: {_cause(err)}") from err
+        video = self.find_video(info.content_hash)
+        assert video is not None
+        return video
+
+    def find_video(self, content_hash: str) -> VideoRecord | None:
+        with self._begin("finding a video") as conn:
+            row = conn.execute(select(VIDEOS).where(VIDEOS.c.content_hash == content_hash)).first()
+        return None if row is None else _video_record(row)
+
+    def videos(self) -> list[VideoRecord]:
+        with self._begin("listing videos") as conn:
+            return [_video_record(r) for r in conn.execute(select(VIDEOS).order_by(VIDEOS.c.id))]
+
+    # -- runs
+    def start_run(self, video_id: int, mode: str, config: dict[str, Any], model_sha: str) -> RunRecord:
+        """A new ``running`` run starting at frame 0."""
+        values = {
+            "video_id": video_id,
+            "mode": mode,
+            "config": config,
+            "model_sha": model_sha,
+            "status": "running",
+            "next_frame": 0,
+            "stats": {},
+            "started_at": _now(),
+        }
+        with self._begin(f"starting a run of video {video_id}") as conn:
+            run_id = conn.execute(insert(RUNS).values(values)).inserted_primary_key[0]
+            return self._run(conn, run_id)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._begin(f"reading run {run_id}") as conn:
+            return self._run(conn, run_id)
+
+    def runs(self, video_id: int | None = None, status: str | None = None) -> list[RunRecord]:
+        """Runs of every status (or one), oldest first."""
+        stmt = select(RUNS).order_by(RUNS.c.id)
+        if video_id is not None:
+            stmt = stmt.where(RUNS.c.video_id == video_id)
+        if status is not None:
+            stmt = stmt.where(RUNS.c.status == status)
+        with self._begin("listing runs") as conn:
+            return [_run_record(r) for r in conn.execute(stmt)]
+
+    def _run(self, conn: Connection, run_id: int, running: str | None = None) -> RunRecord:
+        """Run ``run_id``; when ``running`` names an action, the run must still be running for it."""
+        row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+        if row is None:
+            raise StoreError(f"no run {run_id} in {self.url}")
+        run = _run_record(row)
+        if running is not None and run.status != "running":
+            raise StoreError(f"cannot {running} run {run_id}: it is {run.status}, not running")
+        return run
+
+    def commit_chunk(
+        self,
+        run_id: int,
+        next_frame: int,
+        objects: list[ObjectRecord],
+        clusters: list[ClusterState],
+        stats: dict[str, Any],
+    ) -> None:
+        """Store one chunk atomically: its objects, the changed clusters, the new members, the progress.
+
+        ``clusters`` are upserted by (run, seq); their ``new_members`` (object seqs
+        of this or earlier chunks) are appended and, once the transaction has
+        committed, cleared. On any error nothing of the chunk is written and the
+        lists stay as they were, so the caller may retry.
+        """
+        with self._begin(f"committing a chunk of run {run_id}") as conn:
+            run = self._run(conn, run_id, running="commit a chunk to")
+            seq_ids = self._insert_objects(conn, run_id, objects)
+            self._upsert_clusters(conn, run, clusters, seq_ids)
+            conn.execute(
+                update(RUNS).where(RUNS.c.id == run_id).values(next_frame=int(next_frame), stats=stats)
+            )
+        for cluster in clusters:
+            cluster.new_members.clear()
+
+    def _insert_objects(
+        self, conn: Connection, run_id: int, objects: Sequence[ObjectRecord]
+    ) -> dict[int, int]:
+        """Insert objects and their labels; returns seq -> id of the inserted objects."""
+        if not objects:
+            return {}
+        rows = [
+            {
+                "run_id": run_id,
+                "seq": int(o.seq),
+                "frame": int(o.frame),
+                "time": float(o.time),
+                "x1": int(o.box[0]),
+                "y1": int(o.box[1]),
+                "x2": int(o.box[2]),
+                "y2": int(o.box[3]),
+                "feature": None if o.feature is None else _to_bytes(o.feature),
+            }
+            for o in objects
+        ]
+        _bulk_insert(conn, OBJECTS, rows)
+        seqs = [r["seq"] for r in rows]
+        # one indexed range scan instead of a RETURNING per row or an IN list of 10k seqs
+        found = conn.execute(
+            select(OBJECTS.c.seq, OBJECTS.c.id).where(
+                OBJECTS.c.run_id == run_id, OBJECTS.c.seq.between(min(seqs), max(seqs))
+            )
+        )
+        seq_ids = {seq: oid for seq, oid in found}
+        labels = [
+            {"object_id": seq_ids[o.seq], "label": label, "score": float(score)}
+            for o in objects
+            for label, score in o.labels.items()
+        ]
+        if labels:
+            _bulk_insert(conn, LABELS, labels)
+        return {seq: seq_ids[seq] for seq in seqs}
+
+    def _object_ids(
+        self, conn: Connection, run_id: int, seqs: set[int], known: dict[int, int]
+    ) -> dict[int, int]:
+        """seq -> id for the run's objects ``seqs`` (``known`` saves lookups); unknown seqs are an error."""
+        ids = {s: known[s] for s in seqs if s in known}
+        for batch in _batches(sorted(seqs - ids.keys())):
+            stmt = select(OBJECTS.c.seq, OBJECTS.c.id).where(
+                OBJECTS.c.run_id == run_id, OBJECTS.c.seq.in_(batch)
+            )
+            ids.update({seq: oid for seq, oid in conn.execute(stmt)})
+        missing = sorted(seqs - ids.keys())
+        if missing:
+            raise StoreError(
+                f"run {run_id}: clusters refer to objects that were never stored (seqs {missing[:10]})"
+            )
+        return ids
+
+    def _cluster_ids(self, conn: Connection, run_id: int, seqs: Iterable[int]) -> dict[int, int]:
+        ids: dict[int, int] = {}
+        for batch in _batches(sorted(set(seqs))):
+            stmt = select(CLUSTERS.c.seq, CLUSTERS.c.id).where(
+                CLUSTERS.c.run_id == run_id, CLUSTERS.c.seq.in_(batch)
+            )
+            ids.update({seq: cid for seq, cid in conn.execute(stmt)})
+        return ids
+
+    def _upsert_clusters(
+        self, conn: Connection, run: RunRecord, clusters: Sequence[ClusterState], known: dict[int, int]
+    ) -> None:
+        """Insert new clusters, update changed ones, append their new members."""
+        if not clusters:
+            return
+        wanted = {c.representative_seq for c in clusters} | {m for c in clusters for m in c.new_members}
+        object_ids = self._object_ids(conn, run.id, {int(s) for s in wanted}, known)
+
+        def values(c: ClusterState) -> dict[str, Any]:
+            return {
+                "centroid": _to_bytes(c.centroid),
+                "size": int(c.size),
+                "representative_object_id": object_ids[int(c.representative_seq)],
+                "representative_crop": bytes(c.representative_crop),
+                "representative_distance": float(c.representative_distance),
+                "active": bool(c.active),
+                "first_time": float(c.first_time),
+                "last_time": float(c.last_time),
+            }
+
+        cluster_ids = self._cluster_ids(conn, run.id, (c.seq for c in clusters))
+        new = [c for c in clusters if c.seq not in cluster_ids]
+        old = [c for c in clusters if c.seq in cluster_ids]
+        if new:
+            rows = [
+                {"run_id": run.id, "video_id": run.video_id, "seq": int(c.seq), "label": c.label, **values(c)}
+                for c in new
+            ]
+            _bulk_insert(conn, CLUSTERS, rows)
+            cluster_ids |= self._cluster_ids(conn, run.id, (c.seq for c in new))
+        if old:
+            # bind names differ from the column names, which SQLAlchemy reserves for SET
+            stmt = (
+                update(CLUSTERS)
+                .where(CLUSTERS.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in _CLUSTER_MUTABLE})
+            )
+            params = [
+                {"b_id": cluster_ids[c.seq], **{f"b_{k}": v for k, v in values(c).items()}} for c in old
+            ]
+            conn.execute(stmt, params)
+        members = [
+            {"cluster_id": cluster_ids[c.seq], "object_id": object_ids[int(m)]}
+            for c in clusters
+            for m in c.new_members
+        ]
+        if members:
+            _bulk_insert(conn, MEMBERS, members)
+
+    def load_clusters(self, run_id: int, active_only: bool = True) -> list[ClusterState]:
+        """A run's clusters exactly as ingest last committed them (to resume), ordered by seq."""
+        stmt = (
+            select(
+                CLUSTERS.c.seq,
+                CLUSTERS.c.label,
+                CLUSTERS.c.centroid,
+                CLUSTERS.c.size,
+                OBJECTS.c.seq.label("representative_seq"),
+                CLUSTERS.c.representative_crop,
+                CLUSTERS.c.representative_distance,
+                CLUSTERS.c.active,
+                CLUSTERS.c.first_time,
+                CLUSTERS.c.last_time,
+            )
+            .join(OBJECTS, OBJECTS.c.id == CLUSTERS.c.representative_object_id)
+            .where(CLUSTERS.c.run_id == run_id)
+            .order_by(CLUSTERS.c.seq)
+        )
+        if active_only:
+            stmt = stmt.where(CLUSTERS.c.active.is_(True))
+        with self._begin(f"loading the clusters of run {run_id}") as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            ClusterState(
+                seq=r.seq,
+                label=r.label,
+                centroid=_to_vector(r.centroid),
+                size=r.size,
+                representative_seq=r.representative_seq,
+                representative_crop=bytes(r.representative_crop),
+                representative_distance=r.representative_distance,
+                active=bool(r.active),
+                first_time=r.first_time,
+                last_time=r.last_time,
+            )
+            for r in rows
+        ]
+
+    def finish_run(self, run_id: int, stats: dict[str, Any]) -> RunRecord:
+        """Mark the run done and, in the same transaction, delete the index it replaces.
+
+        The replaced runs are the other done or failed runs of the same video and
+        mode: a forced re-ingest keeps the old index until the new one is complete.
+        """
+        with self._begin(f"finishing run {run_id}") as conn:
+            run = self._run(conn, run_id, running="finish")
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(status="done", stats=stats, error=None, finished_at=_now())
+            )
+            replaced = conn.scalars(
+                select(RUNS.c.id).where(
+                    RUNS.c.video_id == run.video_id,
+                    RUNS.c.mode == run.mode,
+                    RUNS.c.status.in_(("done", "failed")),
+                    RUNS.c.id != run_id,
+                )
+            ).all()
+            _delete_runs(conn, list(replaced))
+            return self._run(conn, run_id)
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        """Mark the run failed, keeping its error for the user (its rows stay, invisible to queries)."""
+        with self._begin(f"failing run {run_id}") as conn:
+            self._run(conn, run_id, running="fail")
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(status="failed", error=error, finished_at=_now())
+            )
+
+    def discard_run(self, run_id: int) -> None:
+        """Delete the run and all its rows in one transaction."""
+        with self._begin(f"discarding run {run_id}") as conn:
+            self._run(conn, run_id)
+            _delete_runs(conn, [run_id])
+
+    # -- reading the index (done runs only)
+    def labels(self, *, mode: str | None = "mxn") -> list[str]:
+        """Every label that has clusters, sorted."""
+        stmt = (
+            select(CLUSTERS.c.label)
+            .distinct()
+            .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
+            .where(*_visible(mode))
+            .order_by(CLUSTERS.c.label)
+        )
+        with self._begin("listing labels") as conn:
+            return list(conn.scalars(stmt))
+
+    def clusters(
+        self,
+        label: str,
+        video_id: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        mode: str | None = "mxn",
+    ) -> list[ClusterRecord]:
+        """The clusters of ``label`` whose [first_time, last_time] overlaps [start, end], by id."""
+        stmt = (
+            select(CLUSTERS)
+            .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
+            .where(CLUSTERS.c.label == label, *_visible(mode))
+            .order_by(CLUSTERS.c.id)
+        )
+        if video_id is not None:
+            stmt = stmt.where(CLUSTERS.c.video_id == video_id)
+        if start is not None:
+            stmt = stmt.where(CLUSTERS.c.last_time >= start)
+        if end is not None:
+            stmt = stmt.where(CLUSTERS.c.first_time <= end)
+        with self._begin(f"listing clusters of {label!r}") as conn:
+            return [_cluster_record(r) for r in conn.execute(stmt)]
+
+    def cluster_members(self, cluster_id: int) -> list[StoredObject]:
+        """The objects of a cluster (of a done run), with all their labels, by id."""
+        stmt = _objects_select(lambda s: s.join(MEMBERS, MEMBERS.c.object_id == OBJECTS.c.id)).where(
+            MEMBERS.c.cluster_id == cluster_id, *_visible(None)
+        )
+        with self._begin(f"reading the members of cluster {cluster_id}") as conn:
+            return _stored_objects(conn.execute(stmt))
+
+    def objects(
+        self,
+        video_id: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        label: str | None = None,
+        *,
+        mode: str | None = "mxn",
+    ) -> list[StoredObject]:
+        """Objects of done runs, optionally of one video, in [start, end] seconds, indexed under ``label``."""
+        stmt = _objects_select(lambda s: s).where(*_visible(mode))
+        if video_id is not None:
+            stmt = stmt.where(RUNS.c.video_id == video_id)
+        if start is not None:
+            stmt = stmt.where(OBJECTS.c.time >= start)
+        if end is not None:
+            stmt = stmt.where(OBJECTS.c.time <= end)
+        if label is not None:
+            stmt = stmt.where(OBJECTS.c.id.in_(select(LABELS.c.object_id).where(LABELS.c.label == label)))
+        with self._begin("listing objects") as conn:
+            return _stored_objects(conn.execute(stmt))
+
+    def object_features(self, object_ids: list[int]) -> dict[int, Any]:
+        """id -> float32 feature vector, for the given objects of done runs that have one."""
+        out: dict[int, Any] = {}
+        with self._begin("reading object features") as conn:
+            for batch in _batches(sorted({int(i) for i in object_ids})):
+                stmt = (
+                    select(OBJECTS.c.id, OBJECTS.c.feature)
+                    .join(RUNS, RUNS.c.id == OBJECTS.c.run_id)
+                    .where(OBJECTS.c.id.in_(batch), OBJECTS.c.feature.is_not(None), *_visible(None))
+                )
+                out.update({oid: _to_vector(feature) for oid, feature in conn.execute(stmt)})
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, whatever the run status (for tests and ``mxn`` status output)."""
+        tables = {
+            "videos": VIDEOS,
+            "runs": RUNS,
+            "objects": OBJECTS,
+            "object_labels": LABELS,
+            "clusters": CLUSTERS,
+            "cluster_members": MEMBERS,
+        }
+        with self._begin("counting rows") as conn:
+            return {
+                name: int(conn.scalar(select(func.count()).select_from(t)) or 0) for name, t in tables.items()
+            }
+
+    # -- derived vector indexes
+    def cluster_index(self, label: str, mode: str | None = "mxn") -> vec.ClusterVectors:
+        """The FAISS index over the centroids of ``label``'s done clusters (ids = cluster ids).
+
+        Served from memory or from the file beside the database when its
+        fingerprint still matches SQL; otherwise rebuilt from SQL and saved.
+        """
+        key = (mode, label)
+        with self._begin(f"building the {label!r} cluster index") as conn:
+            fp = vec.fingerprint(_fingerprint_rows(conn, label, mode), SCHEMA_VERSION)
+            cached = self._vectors.get(key)
+            if cached is not None and cached.fingerprint == fp:
+                return cached
+            vectors = self._index_files.load(mode, label, fp)
+            if vectors is None:
+                vectors = _build_vectors(conn, label, mode)
+                self._index_files.save(vectors)
+        self._vectors[key] = vectors
+        return vectors
+
+
+def _objects_select(joins: Callable[[Any], Any]) -> Select:
+    """Object rows with their video and one row per label; ``joins`` adds joins to the objects table."""
+    source = joins(OBJECTS.join(RUNS, RUNS.c.id == OBJECTS.c.run_id))
+    source = source.outerjoin(LABELS, LABELS.c.object_id == OBJECTS.c.id)
+    return select(*_OBJECT_COLUMNS).select_from(source).order_by(OBJECTS.c.id, LABELS.c.label)
+
+
+def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (executemany there is a round trip per row), else executemany.
+
+    Every row has the same keys. COPY runs on the same driver connection, so it
+    is part of the surrounding transaction.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    sql = f"COPY {conn.dialect.identifier_preparer.quote(table.name)} ({names}) FROM STDIN"
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+def _delete_runs(conn: Connection, run_ids: list[int]) -> None:
+    """Delete runs with every row that hangs off them, children first (foreign keys stay valid)."""
+    if not run_ids:
+        return
+    clusters_of = select(CLUSTERS.c.id).where(CLUSTERS.c.run_id.in_(run_ids))
+    objects_of = select(OBJECTS.c.id).where(OBJECTS.c.run_id.in_(run_ids))
+    conn.execute(delete(MEMBERS).where(MEMBERS.c.cluster_id.in_(clusters_of)))
+    conn.execute(delete(LABELS).where(LABELS.c.object_id.in_(objects_of)))
+    conn.execute(delete(CLUSTERS).where(CLUSTERS.c.run_id.in_(run_ids)))
+    conn.execute(delete(OBJECTS).where(OBJECTS.c.run_id.in_(run_ids)))
+    conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids)))
+
+
+def _fingerprint_rows(conn: Connection, label: str, mode: str | None) -> list[tuple[int, int, int, int]]:
+    """(run id, clusters, max cluster id, sum of sizes) per done run with clusters of ``label``."""
+    stmt = (
+        select(CLUSTERS.c.run_id, func.count(), func.max(CLUSTERS.c.id), func.sum(CLUSTERS.c.size))
+        .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
+        .where(CLUSTERS.c.label == label, *_visible(mode))
+        .group_by(CLUSTERS.c.run_id)
+    )
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in conn.execute(stmt)]
+
+
+def _build_vectors(conn: Connection, label: str, mode: str | None) -> vec.ClusterVectors:
+    """A fresh index from SQL, fingerprinted from the very rows it holds (so it cannot be stale-but-valid)."""
+    stmt = (
+        select(CLUSTERS.c.id, CLUSTERS.c.run_id, CLUSTERS.c.size, CLUSTERS.c.centroid)
+        .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
+        .where(CLUSTERS.c.label == label, *_visible(mode))
+        .order_by(CLUSTERS.c.id)
+    )
+    rows = conn.execute(stmt).all()
+    per_run: dict[int, tuple[int, int, int, int]] = {}
+    for cid, run_id, size, _ in rows:
+        n, top, total = per_run.get(run_id, (run_id, 0, 0, 0))[1:]
+        per_run[run_id] = (run_id, n + 1, max(top, cid), total + size)
+    fp = vec.fingerprint(list(per_run.values()), SCHEMA_VERSION)
+    ids = np.array([r.id for r in rows], np.int64)
+    try:
+        return vec.build(mode, label, fp, ids, [bytes(r.centroid) for r in rows])
+    except ValueError as err:
+        raise StoreError(str(err)) from err
