@@ -19,7 +19,8 @@ the killed one stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import cv2
 import faiss
@@ -33,6 +34,22 @@ def normalise(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, np.float32)
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12)
+
+
+@contextmanager
+def single_thread_faiss() -> Iterator[None]:
+    """FAISS on one thread for the duration: the searches here are one vector against <= 100.
+
+    Such a search takes microseconds; waking an OpenMP team for it costs
+    more than the search, and much more when other processes hold the
+    cores (measured by scripts/bench_ingest.py under contention).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -84,7 +101,7 @@ class IncrementalClusterer:
 
     def __init__(
         self,
-        threshold: float = 0.3,
+        threshold: float = 0.1,
         max_active: int = 100,
         clusters: Iterable[ClusterState] = (),
         next_seq: int = 0,

@@ -35,7 +35,12 @@ class IngestConfig:
         cluster_exit: the exit whose pooled features are clustered (``None``:
             the deepest of ``exits``, which is computed anyway).
         cluster_threshold: squared L2 distance between unit feature vectors
-            below which an object joins a cluster.
+            below which an object joins a cluster. Queries judge a whole
+            cluster by its representative, so purity bounds their precision
+            and recall: on 20 s downtown + highway clips, 0.1 gave 1,377
+            clusters for 11,203 (object, label) pairs with 90% of members
+            sharing their representative's ground-truth label; 0.3 gave 245
+            clusters at 81%, 0.02 gave 4,144 at 98%.
         max_clusters: open clusters per label (Focus used 100).
         stride: process every ``stride``-th frame.
         chunk_frames: frames per committed chunk; a killed run resumes at
@@ -52,7 +57,7 @@ class IngestConfig:
     exits: tuple[int, ...] | None = None
     topk: int = 2
     cluster_exit: int | None = None
-    cluster_threshold: float = 0.3
+    cluster_threshold: float = 0.1
     max_clusters: int = 100
     stride: int = 1
     chunk_frames: int = 900

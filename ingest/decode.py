@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,40 @@ def iter_frames(
             elif not capture.grab():
                 return
             index += 1
+    finally:
+        capture.release()
+
+
+def read_frames(
+    path: str | os.PathLike, indices: Iterable[int], fps: float | None = None
+) -> Iterator[DecodedFrame]:
+    """The frames at ``indices`` (sorted, duplicates dropped), decoded in one forward pass.
+
+    Frames in between are skipped with ``grab``, exact for every codec.
+    Raises :class:`VideoError` when the video ends before the last index
+    (the file changed since it was indexed).
+    """
+    wanted = sorted({int(i) for i in indices})
+    if not wanted:
+        return
+    if wanted[0] < 0:
+        raise ValueError(f"frame indices must be >= 0, got {wanted[0]}")
+    path = Path(path)
+    capture = _open(path)
+    try:
+        rate = fps or float(capture.get(cv2.CAP_PROP_FPS) or 30.0)
+        index = 0
+        for target in wanted:
+            while index <= target:
+                if not capture.grab():
+                    raise VideoError(
+                        f"{path}: the video ends before frame {target} (was it changed since it was indexed?)"
+                    )
+                index += 1
+            ok, bgr = capture.retrieve()
+            if not ok:
+                raise VideoError(f"{path}: frame {target} cannot be decoded")
+            yield DecodedFrame(target, target / rate, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
         capture.release()
 

@@ -20,7 +20,6 @@ Nothing lost, nothing doubled:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -34,12 +33,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ingest.aggregation import aggregate_topk, indexing_count, label_sets
-from ingest.clustering import IncrementalClusterer, normalise
+from ingest.clustering import IncrementalClusterer, normalise, single_thread_faiss
 from ingest.config import IngestConfig
 from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
 from ingest.extraction import FrameChangeTest, ObjectExtractor
 from mxn.images import square_crop
-from mxn.modelfile import MXNModel
+from mxn.modelfile import MXNModel, model_sha
 from storage.records import ObjectRecord, RunRecord, VideoInfo
 from storage.store import Store
 
@@ -82,14 +81,6 @@ class _Timer:
 
     def __exit__(self, *exc) -> None:
         self.stats[self.key] += time.perf_counter() - self.start
-
-
-def model_sha(model: MXNModel) -> str:
-    """The identity of a model: SHA-256 over its class names and weights."""
-    digest = hashlib.sha256("\n".join(model.classes).encode())
-    for weight in model.network.model.weights:
-        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
-    return digest.hexdigest()
 
 
 def _chunk_frames(
@@ -242,74 +233,83 @@ class VideoIngest:
         stats: dict[str, Any] = {k: run.stats.get(k, 0) for k in COUNTERS}
         stats |= {k: run.stats.get(k, 0.0) for k in (*TIMERS, "seconds")}
         seconds_before, began = stats["seconds"], time.perf_counter()
-        clusterer = IncrementalClusterer(
-            c.cluster_threshold, c.max_clusters, self.store.load_clusters(run.id, active_only=False)
+        chunk = _Chunk(
+            IncrementalClusterer(
+                c.cluster_threshold, c.max_clusters, self.store.load_clusters(run.id, active_only=False)
+            ),
+            next_seq=int(run.stats.get("next_object_seq", 0)),
         )
-        next_object = int(run.stats.get("next_object_seq", 0))
-        pending: list[tuple[DecodedFrame, np.ndarray]] = []  # this chunk's frames that have boxes
         sampled = -(-(info.frame_count or 0) // c.stride) or None
         bar = tqdm(total=sampled, initial=-(-run.next_frame // c.stride), desc=f"ingest {info.name}",
                    unit="frame", disable=not self.progress)  # fmt: skip
         try:
             for event in detect_objects(path, info, c, run.next_frame, stats):
                 if isinstance(event, ChunkEnd):
+                    self._classify(chunk, stats)
                     stats["seconds"] = seconds_before + time.perf_counter() - began
-                    next_object = self._commit(run, clusterer, pending, next_object, stats, event.next_frame)
-                    pending = []
-                else:
-                    bar.update(1)
-                    if len(event.boxes):
-                        pending.append((event.frame, event.boxes))
+                    self._commit(run, chunk, stats, event.next_frame)
+                    continue
+                bar.update(1)
+                frame = event.frame
+                for box in event.boxes:
+                    box = tuple(int(v) for v in box)
+                    crop = square_crop(frame.image, box, self.model.spec.input_size, expand=c.crop_expand)
+                    chunk.waiting.append((frame.index, frame.time, box, crop))
+                if len(chunk.waiting) >= c.batch_size:
+                    self._classify(chunk, stats)
         finally:
             bar.close()
         stats["seconds"] = seconds_before + time.perf_counter() - began
         stats["frames_per_s"] = stats["frames"] / max(stats["seconds"], 1e-9)
         return stats
 
-    def _classify(
-        self, pending: list[tuple[DecodedFrame, np.ndarray]]
-    ) -> tuple[
-        list[tuple[DecodedFrame, tuple[int, ...]]], np.ndarray, list[dict[str, float]], np.ndarray, int
-    ]:
-        """Every pending box's frame, crop, aggregated labels and unit cluster feature; and #indexing."""
-        c, size = self.config, self.model.spec.input_size
-        where = [(frame, tuple(int(v) for v in box)) for frame, boxes in pending for box in boxes]
-        if not where:
-            return [], np.zeros((0, size, size, 3), np.uint8), [], np.zeros((0, 0), np.float32), 0
-        crops = np.stack([square_crop(frame.image, box, size, expand=c.crop_expand) for frame, box in where])
-        result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
-        mask, scores = aggregate_topk(result.outputs, c.topk)
-        labels = label_sets(mask, scores, self.model.classes)
-        return where, crops, labels, normalise(result.features), indexing_count(mask)
+    def _classify(self, chunk: _Chunk, stats: dict[str, Any]) -> None:
+        """Label, index and cluster the crops waiting in ``chunk``: one batch through the engine.
 
-    def _commit(
-        self,
-        run: RunRecord,
-        clusterer: IncrementalClusterer,
-        pending: list[tuple[DecodedFrame, np.ndarray]],
-        next_object: int,
-        stats: dict[str, Any],
-        next_frame: int,
-    ) -> int:
-        """Classify, cluster and store one chunk in one transaction; returns the next object seq."""
+        Crops go through the model as soon as a batch is full, so memory
+        holds a batch of crops and the chunk's object records, never
+        decoded frames, whatever the chunk length.
+        """
+        if not chunk.waiting:
+            return
+        c = self.config
         with _Timer(stats, "model_s"):
-            where, crops, labels, features, indexing = self._classify(pending)
-        objects = []
-        with _Timer(stats, "cluster_s"):
-            for i, ((frame, box), object_labels) in enumerate(zip(where, labels, strict=True)):
-                seq = next_object + i
-                objects.append(ObjectRecord(seq, frame.index, frame.time, box, object_labels, features[i]))
-                clusterer.add(seq, frame.time, object_labels, features[i], crops[i])
-        stats["objects"] += len(objects)
-        stats["indexing"] += indexing
-        next_object += len(objects)
-        stats["next_object_seq"] = next_object
-        stats["clusters"] = clusterer.next_seq
+            crops = np.stack([crop for *_, crop in chunk.waiting])
+            result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
+            mask, scores = aggregate_topk(result.outputs, c.topk)
+            labels = label_sets(mask, scores, self.model.classes)
+            features = normalise(result.features)
+        with _Timer(stats, "cluster_s"), single_thread_faiss():
+            for (frame, at, box, crop), object_labels, feature in zip(
+                chunk.waiting, labels, features, strict=True
+            ):
+                seq = chunk.next_seq
+                chunk.objects.append(ObjectRecord(seq, frame, at, box, object_labels, feature))
+                chunk.clusterer.add(seq, at, object_labels, feature, crop)
+                chunk.next_seq += 1
+        stats["objects"] += len(chunk.waiting)
+        stats["indexing"] += indexing_count(mask)
+        chunk.waiting = []
+
+    def _commit(self, run: RunRecord, chunk: _Chunk, stats: dict[str, Any], next_frame: int) -> None:
+        """Store one classified chunk (objects, cluster changes, resume point) in one transaction."""
+        stats["next_object_seq"] = chunk.next_seq
+        stats["clusters"] = chunk.clusterer.next_seq
         with _Timer(stats, "store_s"):
-            self.store.commit_chunk(run.id, next_frame, objects, clusterer.take_changes(), stats)
+            self.store.commit_chunk(run.id, next_frame, chunk.objects, chunk.clusterer.take_changes(), stats)
+        chunk.objects = []
         if self.on_chunk is not None:
             self.on_chunk(next_frame)
-        return next_object
+
+
+@dataclass
+class _Chunk:
+    """What one chunk has found so far: crops waiting for the model, then object records."""
+
+    clusterer: IncrementalClusterer
+    next_seq: int  # the number the next object gets (runs on over resumes)
+    waiting: list[tuple[int, float, tuple[int, ...], np.ndarray]] = field(default_factory=list)
+    objects: list[ObjectRecord] = field(default_factory=list)
 
 
 def ingest_videos(

@@ -502,7 +502,11 @@ def _labelled_images(data: str, model, prefer: str):
 
 
 # Subcommands that live in their own modules register themselves on ``main``.
-from mxn import cli_ingest  # noqa: E402, F401
+from mxn import cli_ingest, cli_query  # noqa: E402, F401
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a script this file is the module ``__main__``, a second copy of
+    # ``mxn.cli``; the subcommands above registered on the real one.
+    from mxn.cli import main as registered_main
+
+    sys.exit(registered_main())

@@ -52,7 +52,7 @@ def _exits(text: str | None) -> tuple[int, ...] | None:
 @click.option(
     "--cluster-threshold",
     type=float,
-    default=0.3,
+    default=0.1,
     show_default=True,
     help="Squared distance of unit features under which an object joins a cluster.",
 )
@@ -155,15 +155,4 @@ def _print_results(results) -> None:
             ]
         )
     if rows:
-        headers = [
-            "video",
-            "frames",
-            "skipped",
-            "objects",
-            "#indexing",
-            "clusters",
-            "seconds",
-            "frames/s",
-            "",
-        ]
-        print_table(headers, rows)
+        print_table(HEADERS, rows)

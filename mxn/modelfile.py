@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mxn.engine import StagedEngine
 from mxn.network import MultiExitNetwork, build_network
 from mxn.spec import NetworkSpec, SpecError
@@ -84,6 +86,18 @@ class MXNModel:
             "calibration": self.calibration,
             "training": self.training,
         }
+
+
+def model_sha(model: MXNModel) -> str:
+    """The identity of a model: SHA-256 over its class names and weights.
+
+    Indexes and cached query verdicts record it, so results made by one
+    model are never mistaken for another's.
+    """
+    digest = hashlib.sha256("\n".join(model.classes).encode())
+    for weight in model.network.model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def save_model(model: MXNModel, path: str | os.PathLike) -> Path:

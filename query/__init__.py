@@ -1,3 +1,1 @@
-"""Query: answer label queries over an ingested index, with MXN early exits
-gating the ground-truth CNN (DESIGN.md section 5). Depends on :mod:`mxn` and
-:mod:`storage`."""
+"""Label queries over an ingested index: MXN early exits gating the ground-truth CNN."""

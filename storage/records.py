@@ -109,3 +109,13 @@ class StoredObject:
     time: float
     box: tuple[int, int, int, int]
     labels: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A query's decision on one cluster (see :class:`storage.schema.QueryVerdict`)."""
+
+    cluster_id: int
+    outcome: str  # "accept" | "reject" | "undecided"
+    exit: int | None  # the MXN exit that decided; None for the GT-CNN or when undecided
+    score: float  # the decider's probability of the label

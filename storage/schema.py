@@ -34,7 +34,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when the tables change; a store refuses a database of another version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Versions a store upgrades in place (each only added tables).
+UPGRADABLE_FROM = (1,)
 
 #: BIGINT on PostgreSQL (objects outgrow 2^31 over many videos); on SQLite only
 #: ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid, so the variant says INTEGER.
@@ -169,3 +172,23 @@ class ClusterMember(Base):
 
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), primary_key=True)
     object_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("objects.id"), primary_key=True)
+
+
+class QueryVerdict(Base):
+    """A cached query decision on one cluster's representative (added in schema version 2).
+
+    ``model`` names who decided and with what: ``gt:<sha>`` for the
+    ground-truth CNN, ``mxn:<sha>`` for the query MXN with one set of
+    thresholds. A repeated query finds its verdicts here and runs no CNN.
+    ``outcome`` is ``accept``, ``reject`` or (MXN only) ``undecided``.
+    """
+
+    __tablename__ = "query_verdicts"
+
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(96), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    exit: Mapped[int | None]
+    score: Mapped[float]
+    created_at: Mapped[datetime]

@@ -51,17 +51,20 @@ from storage.records import (
     ObjectRecord,
     RunRecord,
     StoredObject,
+    Verdict,
     VideoInfo,
     VideoRecord,
 )
 from storage.schema import (
     SCHEMA_VERSION,
+    UPGRADABLE_FROM,
     Base,
     Cluster,
     ClusterMember,
     DetectedObject,
     IngestRun,
     ObjectLabel,
+    QueryVerdict,
     SchemaInfo,
     Video,
 )
@@ -81,6 +84,7 @@ LABELS = ObjectLabel.__table__
 CLUSTERS = Cluster.__table__
 MEMBERS = ClusterMember.__table__
 SCHEMA = SchemaInfo.__table__
+VERDICTS = QueryVerdict.__table__
 
 #: The cluster columns ingest may change after insertion (label, run and seq never change).
 _CLUSTER_MUTABLE = (
@@ -214,11 +218,15 @@ def _schema_version(conn: Connection) -> int | None:
 
 
 def _ensure_schema(conn: Connection) -> None:
-    """Create the tables of a new database; refuse one made by another schema version."""
+    """Create the tables of a new database, upgrade an older one that only lacks tables, refuse others."""
     found = _schema_version(conn)
     if found is None:
         Base.metadata.create_all(conn)
         conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
+    elif found in UPGRADABLE_FROM:
+        Base.metadata.create_all(conn)  # creates only the missing tables
+        conn.execute(update(SCHEMA).where(SCHEMA.c.id == 1).values(version=SCHEMA_VERSION))
+        log.info("upgraded the database schema from version %d to %d", found, SCHEMA_VERSION)
     elif found != SCHEMA_VERSION:
         raise StoreError(
             f"schema version {found} found, but this mxn expects version {SCHEMA_VERSION} "
@@ -699,6 +707,24 @@ class Store:
         with self._begin(f"reading the members of cluster {cluster_id}") as conn:
             return _stored_objects(conn.execute(stmt))
 
+    def members(self, cluster_ids: Iterable[int]) -> dict[int, list[StoredObject]]:
+        """The objects of many clusters at once (of done runs): cluster id -> objects by id."""
+        out: dict[int, list[StoredObject]] = {}
+        with self._begin("reading cluster members") as conn:
+            for batch in _batches(sorted({int(i) for i in cluster_ids})):
+                pairs = conn.execute(
+                    select(MEMBERS.c.cluster_id, MEMBERS.c.object_id).where(MEMBERS.c.cluster_id.in_(batch))
+                ).all()
+                stmt = _objects_select(lambda s: s).where(
+                    OBJECTS.c.id.in_(select(MEMBERS.c.object_id).where(MEMBERS.c.cluster_id.in_(batch))),
+                    *_visible(None),
+                )
+                found = {o.id: o for o in _stored_objects(conn.execute(stmt))}
+                for cid, oid in sorted(pairs):
+                    if oid in found:
+                        out.setdefault(cid, []).append(found[oid])
+        return out
+
     def objects(
         self,
         video_id: int | None = None,
@@ -734,6 +760,38 @@ class Store:
                 out.update({oid: _to_vector(feature) for oid, feature in conn.execute(stmt)})
         return out
 
+    # -- cached query verdicts
+    def verdicts(self, cluster_ids: Iterable[int], label: str, model: str) -> dict[int, Verdict]:
+        """The cached verdicts of ``model`` on these clusters for ``label`` (cluster id -> verdict)."""
+        out: dict[int, Verdict] = {}
+        with self._begin("reading cached verdicts") as conn:
+            for batch in _batches(sorted({int(i) for i in cluster_ids})):
+                stmt = select(VERDICTS).where(
+                    VERDICTS.c.cluster_id.in_(batch), VERDICTS.c.label == label, VERDICTS.c.model == model
+                )
+                for r in conn.execute(stmt):
+                    out[r.cluster_id] = Verdict(r.cluster_id, r.outcome, r.exit, r.score)
+        return out
+
+    def save_verdicts(self, label: str, model: str, verdicts: Sequence[Verdict]) -> None:
+        """Cache verdicts (replacing any of the same cluster, label and model) in one transaction."""
+        if not verdicts:
+            return
+        now = _now()
+        rows = [
+            {"cluster_id": v.cluster_id, "label": label, "model": model, "outcome": v.outcome,
+             "exit": v.exit, "score": float(v.score), "created_at": now}
+            for v in verdicts
+        ]  # fmt: skip
+        with self._begin("caching verdicts") as conn:
+            for batch in _batches([v.cluster_id for v in verdicts]):
+                conn.execute(
+                    delete(VERDICTS).where(
+                        VERDICTS.c.cluster_id.in_(batch), VERDICTS.c.label == label, VERDICTS.c.model == model
+                    )
+                )
+            conn.execute(insert(VERDICTS), rows)
+
     def counts(self) -> dict[str, int]:
         """Rows per table, whatever the run status (for tests and ``mxn`` status output)."""
         tables = {
@@ -743,6 +801,7 @@ class Store:
             "object_labels": LABELS,
             "clusters": CLUSTERS,
             "cluster_members": MEMBERS,
+            "query_verdicts": VERDICTS,
         }
         with self._begin("counting rows") as conn:
             return {
@@ -802,6 +861,7 @@ def _delete_runs(conn: Connection, run_ids: list[int]) -> None:
         return
     clusters_of = select(CLUSTERS.c.id).where(CLUSTERS.c.run_id.in_(run_ids))
     objects_of = select(OBJECTS.c.id).where(OBJECTS.c.run_id.in_(run_ids))
+    conn.execute(delete(VERDICTS).where(VERDICTS.c.cluster_id.in_(clusters_of)))
     conn.execute(delete(MEMBERS).where(MEMBERS.c.cluster_id.in_(clusters_of)))
     conn.execute(delete(LABELS).where(LABELS.c.object_id.in_(objects_of)))
     conn.execute(delete(CLUSTERS).where(CLUSTERS.c.run_id.in_(run_ids)))

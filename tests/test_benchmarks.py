@@ -48,3 +48,29 @@ def test_bench_accuracy(tmp_path):
     assert len(result["exit_accuracy"]["single_exit"]) == 5
     for key in ("focal_precision_gain_05", "focal_precision_gain_07"):
         assert isinstance(result[key], float)
+
+
+#: The per-preset keys docs/BENCHMARKS.md cites from scripts/bench_ingest.py.
+INGEST_KEYS = ("recall", "indexing_mxn", "indexing_focus", "speedup_vs_focus", "model_time_ratio_vs_gt_all",
+               "speedup_vs_gt_all", "floor_fraction", "peak_rss_mb")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bench_ingest(tmp_path):
+    result = _run("bench_ingest.py", tmp_path)
+    assert set(result["presets"]) == {"quiet_road", "highway", "downtown", "night"}
+    for name, preset in result["presets"].items():
+        assert set(INGEST_KEYS) <= set(preset), name
+        assert 0.0 <= preset["recall"] <= 1.0
+        assert preset["recall_matches_probe"], name  # the real index recalls what the probe predicted
+        assert preset["indexing_mxn"] > 0 and preset["indexing_focus"] > 0
+        for key in ("speedup_vs_focus", "model_time_ratio_vs_gt_all", "speedup_vs_gt_all", "peak_rss_mb"):
+            assert preset[key] > 0, (name, key)
+        assert 0.0 < preset["floor_fraction"] <= 1.2, name
+        for mode, median in preset["median"].items():
+            assert median["seconds"] > 0 and median["model_s"] > 0, (name, mode)
+        assert len(preset["mxn_config"]["exits"]) >= 2 and len(preset["focus_config"]["exits"]) == 1
+    assert result["memory"]["ratio"] > 0
+    assert {"speedup_vs_focus", "model_time_ratio_vs_gt_all", "floor_fraction", "memory_ratio"} <= set(
+        result["targets_met"]
+    )

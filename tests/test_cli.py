@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -23,8 +25,16 @@ def image_folder(tmp_path_factory, digit_data):
 def test_help_lists_the_subcommands():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "calibrate", "evaluate", "info", "demo"):
+    for command in ("train", "calibrate", "evaluate", "info", "demo", "ingest"):
         assert command in result.output
+
+
+@pytest.mark.parametrize("module", ["mxn", "mxn.cli"])
+def test_python_dash_m_knows_every_subcommand(module):
+    """``python -m mxn`` and ``python -m mxn.cli`` offer the subcommands that live in other modules too."""
+    done = subprocess.run([sys.executable, "-m", module, "ingest", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--mode" in done.stdout
 
 
 def test_train_info_evaluate_calibrate(image_folder, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from storage.records import ClusterState, ObjectRecord, RunRecord, VideoInfo
+from storage.records import ClusterState, ObjectRecord, RunRecord, Verdict, VideoInfo
 from storage.store import DEFAULT_URL, Store, StoreError, default_url
 
 DIM = 8
@@ -92,7 +92,7 @@ def index_dir(store: Store) -> Path:
 def test_new_database_gets_the_schema_and_another_version_is_refused(store_url, tmp_path):
     with open_store(store_url, tmp_path) as store:
         assert store.counts() == dict.fromkeys(
-            ["videos", "runs", "objects", "object_labels", "clusters", "cluster_members"], 0
+            ["videos", "runs", "objects", "object_labels", "clusters", "cluster_members", "query_verdicts"], 0
         )
     with open_store(store_url, tmp_path) as store:  # reopening an existing database
         assert store.videos() == []
@@ -100,8 +100,23 @@ def test_new_database_gets_the_schema_and_another_version_is_refused(store_url, 
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_info SET version = 99"))
     engine.dispose()
-    with pytest.raises(StoreError, match=r"version 99 found.*expects version 1"):
+    with pytest.raises(StoreError, match=r"version 99 found.*expects version 2"):
         open_store(store_url, tmp_path)
+
+
+def test_a_version_1_database_is_upgraded_in_place(store_url, tmp_path):
+    with open_store(store_url, tmp_path) as store:
+        video = store.add_video(video_info())
+        ingest(store, video.id)
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # what version 1 looked like: no verdict cache
+        conn.execute(sa.text("DROP TABLE query_verdicts"))
+        conn.execute(sa.text("UPDATE schema_info SET version = 1"))
+    with open_store(store_url, tmp_path) as store:
+        assert store.counts()["objects"] == 30 and store.counts()["query_verdicts"] == 0
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == 2
+    engine.dispose()
 
 
 def test_bad_urls_raise_store_error_with_the_password_masked(tmp_path):
@@ -193,6 +208,7 @@ def test_commit_chunk_round_trip(store):
         "object_labels": n_labels,
         "clusters": 2,
         "cluster_members": 10,
+        "query_verdicts": 0,
     }
 
 
@@ -312,9 +328,40 @@ def test_discard_run_removes_every_row(store):
         "object_labels": 0,
         "clusters": 0,
         "cluster_members": 0,
+        "query_verdicts": 0,
     }
     with pytest.raises(StoreError, match=f"no run {run.id}"):
         store.discard_run(run.id)
+
+
+def test_verdicts_are_cached_replaced_and_go_with_their_run(store):
+    video = store.add_video(video_info())
+    ingest(store, video.id)
+    ids = [c.id for c in store.clusters("car")]
+    store.save_verdicts(
+        "car", "gt:abc", [Verdict(ids[0], "accept", None, 0.9), Verdict(ids[1], "reject", None, 0.1)]
+    )
+    store.save_verdicts("car", "mxn:def", [Verdict(ids[0], "undecided", None, 0.5)])
+    assert store.verdicts(ids, "car", "gt:abc") == {
+        ids[0]: Verdict(ids[0], "accept", None, 0.9),
+        ids[1]: Verdict(ids[1], "reject", None, 0.1),
+    }
+    assert store.verdicts(ids, "car", "mxn:other") == {} and store.verdicts(ids, "bus", "gt:abc") == {}
+    store.save_verdicts("car", "mxn:def", [Verdict(ids[0], "accept", 2, 0.97)])  # replaces, never doubles
+    assert store.verdicts(ids, "car", "mxn:def") == {ids[0]: Verdict(ids[0], "accept", 2, 0.97)}
+    assert store.counts()["query_verdicts"] == 3
+    # a re-ingest replaces the run, its clusters and their verdicts
+    ingest(store, video.id, seed=9)
+    assert store.counts()["query_verdicts"] == 0
+    assert store.verdicts(ids, "car", "gt:abc") == {}
+
+
+def test_members_of_many_clusters_at_once(store):
+    video = store.add_video(video_info())
+    ingest(store, video.id)
+    clusters = [c for label in LABELS for c in store.clusters(label)]
+    together = store.members([c.id for c in clusters])
+    assert together == {c.id: store.cluster_members(c.id) for c in clusters}
 
 
 # -- reading ---------------------------------------------------------------------------------------------

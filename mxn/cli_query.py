@@ -1,0 +1,293 @@
+"""``mxn query`` and ``mxn tune query``: label queries and their thresholds (a thin layer over query/)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from mxn.cli import _write_json, friendly_errors, main, print_table
+
+EXAMPLES_QUERY = """
+Examples:
+
+  mxn query bus                                  # every video in mxn.db, MXN-gated (the default)
+
+  mxn query car --video downtown.mp4 --from 0:30 --to 1:15 --out cars.csv --sheet cars.png
+
+  mxn query bus --mode focus                     # the GT-CNN on every candidate (Focus)
+
+  mxn query bus --mode all                       # no index: the GT-CNN on every stored object
+
+  mxn query bus --thresholds query-thresholds.json   # thresholds from `mxn tune query`
+
+A repeated query answers from cached verdicts and runs no CNN (--no-cache to pay again).
+With a gt-all index of the same videos (mxn ingest --mode gt-all), the summary gives
+the answer's precision and recall against it.
+"""
+
+EXAMPLES_TUNE = """
+Examples:
+
+  mxn tune query --out query-thresholds.json --plot query-tradeoff.png
+
+  mxn tune query --target-precision 0.995 --target-recall 0.99 --db postgresql+psycopg://me@host/traffic
+"""
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+
+
+def parse_time(text: str | None) -> float | None:
+    """Seconds from ``90``, ``90.5``, ``1:30`` or ``0:01:30``."""
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = _CLOCK.match(text)
+        if not match:
+            raise click.BadParameter(f"expected seconds or [h:]mm:ss, got {text!r}") from None
+        hours, minutes, secs = match.groups()
+        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+    if seconds < 0:
+        raise click.BadParameter(f"times are >= 0, got {text!r}")
+    return seconds
+
+
+def _models(gt_path: str | None, qmodel_path: str | None, need_query: bool):
+    from mxn.defaults import load_default_model
+    from mxn.modelfile import load_model
+
+    gt = load_model(gt_path) if gt_path else load_default_model("gt")
+    query = None
+    if need_query:
+        query = load_model(qmodel_path) if qmodel_path else load_default_model("query")
+    return gt, query
+
+
+_db = click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
+_gt = click.option(
+    "--gt",
+    "gt_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Ground-truth CNN (default: bundled).",
+)
+_qmodel = click.option(
+    "--qmodel",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Query MXN (default: the bundled focal one).",
+)
+_index = click.option(
+    "--index",
+    "index_mode",
+    type=click.Choice(["mxn", "focus"]),
+    default=None,
+    help="Which ingest's index to use (default: mxn when there is one).",
+)
+
+
+@main.command(epilog=EXAMPLES_QUERY)
+@click.argument("label")
+@click.option("--video", default="all", show_default=True, help="Video name (or id, or hash prefix), or all.")
+@click.option("--from", "start", default=None, help="Start of the time range (seconds or [h:]mm:ss).")
+@click.option("--to", "end", default=None, help="End of the time range.")
+@_db
+@_gt
+@_qmodel
+@click.option(
+    "--thresholds",
+    "thresholds_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Thresholds file from `mxn tune query` (default: the query model's calibrated ones).",
+)
+@click.option("--mode", type=click.Choice(["mxn", "focus", "all"]), default="mxn", show_default=True)
+@_index
+@click.option(
+    "--out", default=None, type=click.Path(dir_okay=False), help="Write the answer (.json or .csv)."
+)
+@click.option("--sheet", default=None, type=click.Path(dir_okay=False), help="Write a contact sheet (.png).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached verdicts.")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary and answer as JSON."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def query(
+    label: str,
+    video: str,
+    start: str | None,
+    end: str | None,
+    db: str | None,
+    gt_path: str | None,
+    qmodel: str | None,
+    thresholds_path: str | None,
+    mode: str,
+    index_mode: str | None,
+    out: str | None,
+    sheet: str | None,
+    no_cache: bool,
+    json_out: str | None,
+    quiet: bool,
+) -> None:
+    """Find the frames that show LABEL: candidates from the index, decided by MXN exits or the GT-CNN."""
+    from query.engine import QueryEngine
+    from query.sheet import contact_sheet
+    from query.thresholds import load_thresholds
+    from storage.store import Store, default_url
+
+    begin, finish = parse_time(start), parse_time(end)
+    for path, suffixes, option in ((out, (".json", ".csv"), "--out"), (sheet, (".png",), "--sheet")):
+        if path and not path.lower().endswith(suffixes):
+            raise click.BadParameter(f"{path}: expected {' or '.join(suffixes)}", param_hint=option)
+    thresholds = load_thresholds(thresholds_path) if thresholds_path else None
+    gt, qmodel_ = _models(gt_path, qmodel, need_query=mode == "mxn")
+    with Store(db or default_url()) as store:
+        engine = QueryEngine(store, gt, qmodel_, thresholds, use_cache=not no_cache, progress=not quiet)
+        result = engine.run(label, video, begin, finish, mode=mode, index_mode=index_mode)
+    print_summary(result)
+    if out:
+        click.echo(f"wrote {result.write(out)}")
+    if sheet:
+        click.echo(f"wrote {contact_sheet(result, sheet)}")
+    _write_json(json_out, result.to_dict())
+
+
+def _span(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def print_summary(result) -> None:
+    """The one-screen summary of a query."""
+    s = result.stats
+    where = (
+        f"from {_span(result.start)} to {_span(result.end)}" if (result.start or result.end) else "all times"
+    )
+    click.echo(f"{result.label!r} ({result.mode} mode, {result.index_mode} index, {where})")
+    if result.mode == "all":
+        click.echo(f"  objects checked by the GT-CNN: {s.objects_checked}, showing the label: {s.accepted}")
+    else:
+        exits = ", ".join(f"exit {k}: {v}" for k, v in sorted(s.decided_per_exit.items())) or "none"
+        click.echo(f"  candidate clusters: {s.candidates}; accepted {s.accepted}, rejected {s.rejected}")
+        click.echo(f"  decided by MXN exits: {exits}; by the GT-CNN: {s.gt_decided}")
+        miss = "-" if s.miss_rate is None else f"{100 * s.miss_rate:.1f}%"
+        click.echo(
+            f"  miss rate {miss}; CNN calls now: GT-CNN {s.gt_calls}, MXN {s.mxn_calls}; cached {s.cached}"
+        )
+    click.echo(f"  {s.seconds:.2f} s ({s.model_seconds:.2f} s in CNNs)")
+    if result.accuracy:
+        a = result.accuracy
+        click.echo(
+            f"  against the gt-all index: precision {100 * a['precision']:.1f}%, "
+            f"recall {100 * a['recall']:.1f}% "
+            f"({a['correct_frames']} of {a['answer_frames']} frames right, {a['truth_frames']} true)"
+        )
+    if not result.videos:
+        click.echo("  no frames show it")
+        return
+    rows = []
+    for v in result.videos:
+        segments = v.segments
+        shown = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in segments[:4]) + (" ..." if len(segments) > 4 else "")
+        rows.append([v.name, len(v.frames), len(segments), shown])
+    print_table(["video", "frames", "segments", "seconds"], rows)
+
+
+@main.group()
+def tune() -> None:
+    """Tune thresholds and show what precision and recall each setting reaches."""
+
+
+@tune.command("query", epilog=EXAMPLES_TUNE)
+@_db
+@_gt
+@_qmodel
+@_index
+@click.option("--target-precision", type=float, default=0.99, show_default=True)
+@click.option("--target-recall", type=float, default=0.99, show_default=True, help="Bounds the rejections.")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="Of the Wilson margin.")
+@click.option("--holdout", type=float, default=0.5, show_default=True, help="Share of candidates held out.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--no-reject", is_flag=True, help="Exits only accept; every other candidate goes to the GT-CNN."
+)
+@click.option(
+    "--out",
+    default="query-thresholds.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Thresholds file to write (for mxn query --thresholds).",
+)
+@click.option(
+    "--plot", default=None, type=click.Path(dir_okay=False), help="Draw the trade-off curve (.png)."
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def tune_query(
+    db: str | None,
+    gt_path: str | None,
+    qmodel: str | None,
+    index_mode: str | None,
+    target_precision: float,
+    target_recall: float,
+    confidence: float,
+    holdout: float,
+    seed: int,
+    no_reject: bool,
+    out: str,
+    plot: str | None,
+    json_out: str | None,
+    quiet: bool,
+) -> None:
+    """Search per-exit query thresholds on the index's own candidates for a target precision."""
+    from query.tuning import collect_samples, plot_tradeoff, tune
+    from storage.store import Store, default_url
+
+    if plot and not plot.lower().endswith(".png"):
+        raise click.BadParameter(f"{plot}: expected .png", param_hint="--plot")
+    gt, qmodel_ = _models(gt_path, qmodel, need_query=True)
+    with Store(db or default_url()) as store:
+        samples = collect_samples(store, gt, qmodel_, index_mode or "mxn", progress=not quiet)
+    result = tune(samples, qmodel_, target_precision, target_recall, confidence, holdout, seed, not no_reject)
+    print_tuning(result)
+    click.echo(f"wrote {result.thresholds.save(out)}")
+    if plot:
+        click.echo(f"wrote {plot_tradeoff(result, plot)}")
+    data: dict[str, Any] = result.to_dict()
+    _write_json(json_out, data)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def print_tuning(result) -> None:
+    t, held = result.thresholds, result.held_out
+    click.echo(
+        f"{held['candidates']} held-out candidates ({held['positives']} the GT-CNN calls positive), "
+        f"target precision {t.target_precision}, recall {t.target_recall}"
+    )
+    rows = [
+        [i, _num(a), _num(r), d]
+        for i, (a, r, d) in enumerate(zip(t.accept, t.reject, held["decided_per_exit"], strict=True))
+    ]
+    print_table(["exit", "accept p >=", "reject p <=", "decided (held out)"], rows)
+    click.echo(
+        f"held out: precision {100 * held['precision']:.2f}%, recall {100 * held['recall']:.2f}%, "
+        f"GT-CNN calls {100 * held['gt_call_rate']:.1f}% of candidates "
+        f"({held['false_accepts']} false accepts, {held['false_rejects']} false rejects)"
+    )
+    click.echo("\ntrade-off (held out):")
+    print_table(
+        ["target precision", "precision", "recall", "GT-CNN calls"],
+        [
+            [c["target_precision"], f"{100 * c['precision']:.2f}%", f"{100 * c['recall']:.2f}%",
+             f"{100 * c['gt_call_rate']:.1f}%"]
+            for c in result.curve
+        ],
+    )  # fmt: skip

@@ -1,0 +1,200 @@
+"""When may an exit of the query MXN decide a candidate without the ground-truth CNN?
+
+A label query asks one yes/no question of every candidate cluster: "is its
+representative a <label>?". At exit ``i`` the query MXN gives ``p``, its
+probability of the label, and
+
+* ``p >= accept[i]`` accepts the cluster (a confident "yes"),
+* ``p <= reject[i]`` rejects it (a confident "no"; allowed only where
+  tuning showed that recall stays at target),
+* anything else goes on to the next exit, and after the last one to the
+  ground-truth CNN.
+
+``None`` means the exit never decides that way; so do an accept threshold of
+1.0 and a reject threshold of 0.0 (a softmax that rounds to exactly 1 or 0
+is no evidence), which is why thresholds at 1.0 reproduce Focus exactly.
+
+A thresholds file is JSON written by ``mxn tune query``; without one, a
+query uses the thresholds calibrated into the query model's card as accept
+thresholds (top-1 at 99% precision; all above 0.5, so a confident top-1 for
+the label is a confident "yes") and rejects nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mxn.engine import DecisionRule
+from mxn.modelfile import MXNModel
+
+FORMAT = "mxn-query-thresholds"
+FORMAT_VERSION = 1
+
+
+class ThresholdsError(ValueError):
+    """A thresholds file that is missing, corrupt, or made for another model."""
+
+
+def _check(values: Sequence[float | None], name: str) -> tuple[float | None, ...]:
+    out: list[float | None] = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 1:
+            raise ThresholdsError(f"{name}[{i}] must be a probability in [0, 1] or null, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class QueryThresholds:
+    """Per-exit accept and reject thresholds on the probability of the queried label.
+
+    Args:
+        accept: per exit, accept when ``p >= accept[i]`` (``None`` or 1.0: never).
+        reject: per exit, reject when ``p <= reject[i]`` (``None`` or 0.0: never).
+        model_sha: the query model they were tuned for (``None``: any).
+        target_precision, target_recall: what tuning aimed for.
+        evaluation: what tuning measured on held-out data.
+    """
+
+    accept: tuple[float | None, ...]
+    reject: tuple[float | None, ...]
+    model_sha: str | None = None
+    target_precision: float | None = None
+    target_recall: float | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accept", _check(self.accept, "accept"))
+        object.__setattr__(self, "reject", _check(self.reject, "reject"))
+        if len(self.accept) != len(self.reject):
+            raise ThresholdsError(
+                f"{len(self.accept)} accept thresholds but {len(self.reject)} reject thresholds"
+            )
+        for i, (a, r) in enumerate(zip(self.accept_limits, self.reject_limits, strict=True)):
+            if r >= a:
+                raise ThresholdsError(f"exit {i}: reject threshold {r} must lie below accept threshold {a}")
+
+    @property
+    def num_exits(self) -> int:
+        return len(self.accept)
+
+    @property
+    def accept_limits(self) -> np.ndarray:
+        """Accept thresholds as numbers, ``inf`` where an exit never accepts."""
+        return np.array([np.inf if a is None or a >= 1.0 else a for a in self.accept], np.float64)
+
+    @property
+    def reject_limits(self) -> np.ndarray:
+        """Reject thresholds as numbers, ``-inf`` where an exit never rejects."""
+        return np.array([-np.inf if r is None or r <= 0.0 else r for r in self.reject], np.float64)
+
+    @classmethod
+    def never(cls, num_exits: int) -> QueryThresholds:
+        """No exit decides anything: every candidate goes to the GT-CNN (Focus)."""
+        return cls((None,) * num_exits, (None,) * num_exits)
+
+    @classmethod
+    def from_model(cls, model: MXNModel) -> QueryThresholds:
+        """The model card's calibrated top-1 thresholds as accept thresholds; nothing rejected."""
+        n = model.spec.num_exits
+        accept = tuple(model.thresholds) if model.thresholds is not None else (None,) * n
+        # a top-1 threshold below 0.5 does not mean "the label is likeliest"
+        accept = tuple(a if a is None or a > 0.5 else None for a in accept)
+        return cls(accept, (None,) * n, model_sha=None)
+
+    def outcomes(self, exit_index: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(accepted, rejected) masks of label probabilities ``p`` at one exit."""
+        p = np.asarray(p, np.float64)
+        return p >= self.accept_limits[exit_index], p <= self.reject_limits[exit_index]
+
+    def rule(self, label_index: int) -> DecisionRule:
+        """The engine's decision rule for a query of class ``label_index``: leave when decided."""
+
+        def decide(exit_index: int, outputs: np.ndarray, features, items) -> np.ndarray:
+            accepted, rejected = self.outcomes(exit_index, outputs[:, label_index])
+            return accepted | rejected
+
+        return decide
+
+    def key(self) -> str:
+        """A short identity of the decision-making part (names cached verdicts)."""
+        text = json.dumps({"accept": self.accept, "reject": self.reject}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "accept": list(self.accept),
+            "reject": list(self.reject),
+            "model_sha": self.model_sha,
+            "target_precision": self.target_precision,
+            "target_recall": self.target_recall,
+            "evaluation": self.evaluation,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def load_thresholds(path: str | os.PathLike) -> QueryThresholds:
+    """Read a thresholds file; anything wrong with it is a :class:`ThresholdsError` naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ThresholdsError(f"{path}: no such thresholds file (make one with `mxn tune query`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ThresholdsError(f"{path}: not a readable thresholds file ({err})") from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ThresholdsError(f'{path}: not an mxn query thresholds file (no "format": "{FORMAT}")')
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ThresholdsError(
+            f"{path}: thresholds format version {data.get('format_version')!r}; "
+            f"this mxn reads version {FORMAT_VERSION}"
+        )
+    try:
+        accept, reject = data["accept"], data["reject"]
+        if not isinstance(accept, list) or not isinstance(reject, list):
+            raise ThresholdsError('"accept" and "reject" must be lists')
+        return QueryThresholds(
+            tuple(accept),
+            tuple(reject),
+            model_sha=data.get("model_sha"),
+            target_precision=data.get("target_precision"),
+            target_recall=data.get("target_recall"),
+            evaluation=data.get("evaluation") or {},
+        )
+    except KeyError as err:
+        raise ThresholdsError(f"{path}: the field {err} is missing") from None
+    except ThresholdsError as err:
+        raise ThresholdsError(f"{path}: {err}") from None
+
+
+def check_for_model(thresholds: QueryThresholds, model: MXNModel, sha: str, source: str) -> None:
+    """Refuse thresholds made for another query model (other exits or other weights)."""
+    if thresholds.num_exits != model.spec.num_exits:
+        raise ThresholdsError(
+            f"{source}: thresholds for {thresholds.num_exits} exits, but the query model has "
+            f"{model.spec.num_exits}"
+        )
+    if thresholds.model_sha is not None and thresholds.model_sha != sha:
+        raise ThresholdsError(
+            f"{source}: tuned for another query model (sha {thresholds.model_sha[:12]}, "
+            f"this one is {sha[:12]}); tune again with `mxn tune query --qmodel ...`"
+        )

@@ -1,0 +1,293 @@
+"""Tuning the query thresholds: how often may the exits decide, and at what cost in accuracy?
+
+The samples are the index's own candidates: every cluster's representative
+crop, with the query MXN's probability of the cluster's label at every exit
+and the ground-truth CNN's verdict ("is it the label?"). The GT-CNN's verdict
+is the reference because it is what Focus mode would have answered; a
+threshold is good when the exits agree with it.
+
+Thresholds are fitted as a cascade (each exit on the candidates the earlier
+ones left), as the dissertation searched for a 99% true-positive rate:
+
+* accept at exit ``i``: the lowest ``p`` whose accepted candidates reach the
+  target precision with a margin (the one-sided Wilson bound of
+  :func:`mxn.calibration.fit_threshold`);
+* reject at exit ``i``: the highest ``p`` such that every positive rejected
+  so far still leaves recall at the target, again with the Wilson margin.
+  Without enough positives to show that, the exit rejects nothing.
+
+One part of the samples fits, the other (``holdout``) measures precision,
+recall and the GT-call rate the thresholds reach.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mxn.calibration import fit_threshold, wilson_lower_bound
+from mxn.images import resize_batch
+from mxn.modelfile import MXNModel, model_sha
+from query.engine import decode_png
+from query.thresholds import QueryThresholds
+from storage.store import Store
+
+#: Target precisions drawn on the trade-off curve.
+CURVE_TARGETS = (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+
+
+class TuningError(ValueError):
+    """Nothing to tune on (an empty index, or no label the models share)."""
+
+
+@dataclass(frozen=True)
+class TuningSamples:
+    """Candidates: the label probability at every exit, and the GT-CNN's verdict."""
+
+    cluster_ids: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) the label each cluster is indexed under
+    scores: np.ndarray  # (exits, N) the query MXN's probability of that label
+    positive: np.ndarray  # (N,) bool: the GT-CNN's top-1 is that label
+
+    def __len__(self) -> int:
+        return len(self.cluster_ids)
+
+    def subset(self, index: np.ndarray) -> TuningSamples:
+        return TuningSamples(
+            self.cluster_ids[index], self.labels[index], self.scores[:, index], self.positive[index]
+        )
+
+
+def collect_samples(
+    store: Store,
+    gt_model: MXNModel,
+    query_model: MXNModel,
+    index_mode: str = "mxn",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> TuningSamples:
+    """Every candidate cluster of every label both models know, run through both models."""
+    labels = [
+        lab for lab in store.labels(mode=index_mode) if lab in query_model.classes and lab in gt_model.classes
+    ]
+    if not labels:
+        raise TuningError(
+            "no clusters to tune on: ingest videos first (mxn ingest VIDEO), with labels the query "
+            "model and the ground-truth CNN both know"
+        )
+    q_engine, gt_engine = query_model.engine(batch_size), gt_model.engine(batch_size)
+    last = gt_model.spec.num_exits - 1
+    ids, names, scores, positive = [], [], [], []
+    for label in tqdm(labels, desc="tuning samples", unit="label", disable=not progress):
+        clusters = store.clusters(label, mode=index_mode)
+        crops = [decode_png(c.representative_crop) for c in clusters]
+        q = query_model.classes.index(label)
+        outputs = q_engine.all_exits(resize_batch(crops, query_model.spec.input_size)).outputs
+        truth = gt_engine.all_exits(resize_batch(crops, gt_model.spec.input_size), exits=[last]).output(last)
+        ids += [c.id for c in clusters]
+        names += [label] * len(clusters)
+        scores.append(np.stack([o[:, q] for o in outputs]))
+        positive.append(truth.argmax(axis=1) == gt_model.classes.index(label))
+    return TuningSamples(
+        np.array(ids, np.int64), np.array(names), np.concatenate(scores, axis=1), np.concatenate(positive)
+    )
+
+
+def split(positive: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices to fit on and to measure on, stratified so both parts hold positives and negatives."""
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must lie in (0, 1), got {holdout}")
+    rng = np.random.default_rng(seed)
+    fit_part, held = [], []
+    for value in (True, False):
+        index = rng.permutation(np.flatnonzero(positive == value))
+        cut = round(len(index) * (1 - holdout))
+        fit_part.append(index[:cut])
+        held.append(index[cut:])
+    return np.sort(np.concatenate(fit_part)), np.sort(np.concatenate(held))
+
+
+def fit_reject(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    lost: int,
+    positives: int,
+    target_recall: float,
+    confidence: float,
+) -> float | None:
+    """The highest ``p`` whose rejections (``score <= p``) keep recall at target with the Wilson margin.
+
+    ``lost`` positives were rejected by earlier exits; ``positives`` is the
+    total. ``None`` when not even one rejection can be afforded.
+    """
+    if positives == 0 or scores.size == 0:
+        return None
+    order = np.argsort(scores, kind="stable")
+    s, pos = scores[order], positive[order]
+    lost_at = lost + np.cumsum(pos)
+    valid = np.append(s[:-1] < s[1:], True)  # cut only after the last of equal scores
+    bound = wilson_lower_bound(positives - lost_at, np.full(s.shape, positives), confidence)
+    ok = np.flatnonzero(valid & (bound >= target_recall))  # a prefix: the bound falls as p rises
+    return float(s[ok[-1]]) if ok.size else None
+
+
+def fit_thresholds(
+    samples: TuningSamples,
+    target_precision: float = 0.99,
+    target_recall: float = 0.99,
+    confidence: float = 0.95,
+    allow_reject: bool = True,
+) -> QueryThresholds:
+    """Accept and reject thresholds per exit, fitted as a cascade (see the module docstring)."""
+    if not 0 < target_precision <= 1 or not 0 < target_recall <= 1:
+        raise ValueError("target precision and recall must lie in (0, 1]")
+    scores, positive = samples.scores, samples.positive
+    remaining = np.ones(len(samples), bool)
+    lost, positives = 0, int(positive.sum())
+    accept: list[float | None] = []
+    reject: list[float | None] = []
+    for s in scores:
+        a = fit_threshold(s[remaining], positive[remaining], target_precision, confidence)
+        if a is not None and a >= 1.0:
+            a = None  # only exactly-1.0 softmaxes would pass: no evidence
+        accepted = remaining & (s >= a) if a is not None else np.zeros_like(remaining)
+        pool = remaining & ~accepted
+        r = None
+        if allow_reject:
+            r = fit_reject(s[pool], positive[pool], lost, positives, target_recall, confidence)
+            if r is not None and (r <= 0.0 or (a is not None and r >= a)):
+                r = None
+        rejected = pool & (s <= r) if r is not None else np.zeros_like(remaining)
+        lost += int((rejected & positive).sum())
+        remaining &= ~(accepted | rejected)
+        accept.append(a)
+        reject.append(r)
+    return QueryThresholds(tuple(accept), tuple(reject), target_precision=target_precision,
+                           target_recall=target_recall)  # fmt: skip
+
+
+def evaluate(thresholds: QueryThresholds, samples: TuningSamples) -> dict[str, Any]:
+    """What the thresholds reach on ``samples``: the exits decide what they can, the GT-CNN the rest.
+
+    Precision and recall are of the final verdicts against the GT-CNN's, so
+    Focus mode (no exit decides) scores 1.0 and 1.0 at a GT-call rate of 1.
+    """
+    n = len(samples)
+    remaining = np.ones(n, bool)
+    accepted = np.zeros(n, bool)
+    decided = []
+    for i, s in enumerate(samples.scores):
+        yes, no = thresholds.outcomes(i, s)
+        yes, no = remaining & yes, remaining & no & ~yes
+        accepted |= yes
+        decided.append(int(yes.sum() + no.sum()))
+        remaining &= ~(yes | no)
+    accepted |= remaining & samples.positive  # the GT-CNN's verdict on the undecided
+    positives = int(samples.positive.sum())
+    correct = int((accepted & samples.positive).sum())
+    return {
+        "candidates": n,
+        "positives": positives,
+        "precision": correct / int(accepted.sum()) if accepted.any() else 1.0,
+        "recall": correct / positives if positives else 1.0,
+        "gt_call_rate": float(remaining.mean()) if n else 0.0,
+        "decided_per_exit": decided,
+        "false_accepts": int((accepted & ~samples.positive).sum()),
+        "false_rejects": positives - correct,
+    }
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    thresholds: QueryThresholds  # fitted on the fit part, with the held-out evaluation inside
+    fit: dict[str, Any]  # what they reach on the data they were fitted on
+    held_out: dict[str, Any]
+    curve: list[dict[str, Any]]  # per target precision: thresholds and held-out figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": self.thresholds.to_dict(),
+            "fit": self.fit,
+            "held_out": self.held_out,
+            "curve": self.curve,
+        }
+
+
+def tune(
+    samples: TuningSamples,
+    query_model: MXNModel | None = None,
+    target_precision: float = 0.99,
+    target_recall: float = 0.99,
+    confidence: float = 0.95,
+    holdout: float = 0.5,
+    seed: int = 0,
+    allow_reject: bool = True,
+    curve_targets: tuple[float, ...] = CURVE_TARGETS,
+) -> TuningResult:
+    """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve."""
+    if len(samples) < 4:
+        raise TuningError(f"{len(samples)} candidate clusters are too few to tune on; ingest more video")
+    fit_index, held_index = split(samples.positive, holdout, seed)
+    fit_part, held = samples.subset(fit_index), samples.subset(held_index)
+
+    def fitted(precision: float) -> QueryThresholds:
+        return fit_thresholds(fit_part, precision, target_recall, confidence, allow_reject)
+
+    chosen = fitted(target_precision)
+    held_out = evaluate(chosen, held)
+    curve = []
+    for target in sorted({*curve_targets, target_precision}):
+        t = fitted(target)
+        curve.append({"target_precision": target, "accept": list(t.accept), "reject": list(t.reject)}
+                     | evaluate(t, held))  # fmt: skip
+    thresholds = QueryThresholds(
+        chosen.accept,
+        chosen.reject,
+        model_sha=model_sha(query_model) if query_model is not None else None,
+        target_precision=target_precision,
+        target_recall=target_recall,
+        evaluation={
+            "held_out": held_out,
+            "holdout": holdout,
+            "seed": seed,
+            "confidence": confidence,
+            "samples": len(samples),
+        },
+    )
+    return TuningResult(thresholds, evaluate(chosen, fit_part), held_out, curve)
+
+
+def plot_tradeoff(result: TuningResult, path: str | os.PathLike) -> Path:
+    """The trade-off curve as a PNG: GT-call rate against held-out precision and recall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    curve = result.curve
+    targets = [c["target_precision"] for c in curve]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.plot(targets, [c["gt_call_rate"] for c in curve], "o-", label="GT-CNN call rate")
+    ax.plot(targets, [c["precision"] for c in curve], "s-", label="precision (held out)")
+    ax.plot(targets, [c["recall"] for c in curve], "^-", label="recall (held out)")
+    chosen = result.thresholds.target_precision
+    ax.axvline(chosen, color="grey", linestyle=":", label=f"chosen target {chosen}")
+    ax.set_xlabel("target precision of the exits' decisions")
+    ax.set_ylabel("rate")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(
+        f"Query thresholds: {len(curve)} targets, {result.held_out['candidates']} held-out candidates"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

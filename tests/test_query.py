@@ -1,0 +1,279 @@
+"""Label queries end to end on a short rendered traffic clip, judged against its gt-all index."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ingest.config import IngestConfig
+from ingest.extraction import ExtractorConfig
+from ingest.run import ingest_videos
+from mxn.cli import main
+from mxn.cli_query import parse_time
+from mxn.defaults import load_default_model
+from mxn.world.video import render_clip
+from query.accuracy import precision_recall
+from query.engine import QueryEngine, QueryError
+from query.result import merge_segments
+from query.thresholds import QueryThresholds, ThresholdsError, load_thresholds
+from query.tuning import TuningSamples, evaluate, fit_thresholds, tune
+from storage.store import Store
+
+SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """6 s of the downtown junction at 320x180, 15 fps: several kinds of road user."""
+    out = tmp_path_factory.mktemp("query-clips") / "downtown.mp4"
+    render_clip(out, "downtown", seconds=6, seed=3, size=(320, 180), fps=15, progress=False)
+    return out
+
+
+def index(url: str, clip: Path, models) -> None:
+    """An mxn index and the gt-all reference of the same clip."""
+    with Store(url) as store:
+        for mode, model in (("mxn", models["ingest"]), ("gt-all", models["gt"])):
+            config = IngestConfig(**{**SMALL.__dict__, "mode": mode})
+            [r] = ingest_videos([clip], store, model, config, progress=False)
+            assert r.status == "done", r.error
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, clip, models) -> str:
+    """A SQLite store holding both indexes (tests copy it before writing verdicts)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('query-db') / 'index.db'}"
+    index(url, clip, models)
+    return url
+
+
+@pytest.fixture
+def db(indexed, tmp_path) -> str:
+    """A private copy of the indexed store."""
+    source = Path(indexed.removeprefix("sqlite:///"))
+    copy = tmp_path / "index.db"
+    shutil.copy(source, copy)
+    return f"sqlite:///{copy}"
+
+
+def engine(store: Store, models, **kwargs) -> QueryEngine:
+    return QueryEngine(store, models["gt"], models["query"], **kwargs)
+
+
+def test_answers_are_judged_against_the_gt_all_index(db, models):
+    with Store(db) as store:
+        labels = store.labels()
+        assert {"car", "person"} <= set(labels)
+        q = engine(store, models, use_cache=False)
+        for label in labels:
+            results = {mode: q.run(label, mode=mode) for mode in ("mxn", "focus", "all")}
+            truth = {(o.video_id, o.frame) for o in store.objects(label=label, mode="gt-all")}
+            for mode, result in results.items():
+                # the reported figures are the frame-level precision and recall against gt-all
+                precision, recall = precision_recall(result.frame_keys, truth)
+                assert result.accuracy["precision"] == pytest.approx(precision), (label, mode)
+                assert result.accuracy["recall"] == pytest.approx(recall), (label, mode)
+                assert result.accuracy["truth_frames"] == len(truth)
+            # all mode re-decodes the video and crops every object exactly as ingest did, so
+            # the GT-CNN finds exactly the gt-all index's frames
+            assert results["all"].frame_keys == truth, label
+            assert results["all"].stats.gt_calls == len(store.objects(mode="mxn"))
+            # focus runs the GT-CNN on every candidate; mxn lets exits decide some of them
+            focus, mxn = results["focus"].stats, results["mxn"].stats
+            assert focus.gt_calls == focus.candidates == mxn.candidates
+            assert mxn.gt_calls == mxn.gt_decided == mxn.candidates - sum(mxn.decided_per_exit.values())
+        # on the whole clip the answers are close to the reference (scripts/bench_query.py measures
+        # how close on long clips; this 6 s clip has a few dozen frames per label)
+        car = {mode: q.run("car", mode=mode).accuracy for mode in ("mxn", "focus")}
+        assert car["focus"]["precision"] > 0.8 and car["focus"]["recall"] > 0.8, car
+        assert car["mxn"]["precision"] > 0.8 and car["mxn"]["recall"] > 0.8, car
+
+
+def test_every_hit_is_a_member_of_an_accepted_cluster_within_the_range(db, models):
+    with Store(db) as store:
+        result = engine(store, models).run("car", start=1.0, end=4.0)
+        assert result.hits > 0
+        [video] = result.videos
+        for hit in video.hits:
+            assert 1.0 <= hit.time <= 4.0
+            assert hit.decided_by in {f"exit {i}" for i in range(5)} | {"gt-cnn"}
+            members = {m.id for m in store.cluster_members(hit.cluster_id)}
+            assert hit.object_id in members
+        assert video.frames == sorted({h.frame for h in video.hits})
+        for a, b in video.segments:
+            assert 1.0 <= a <= b <= 4.0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_repeated_query_runs_no_cnn(backend, request, tmp_path, clip, models):
+    url = f"sqlite:///{tmp_path / 'q.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_db")
+    index(url, clip, models)
+    with Store(url) as store:
+        q = engine(store, models)
+        first = q.run("car")
+        assert first.stats.mxn_calls == first.stats.candidates > 0
+        assert first.stats.gt_calls == first.stats.gt_decided
+        again = q.run("car")
+        assert again.stats.mxn_calls == 0 and again.stats.gt_calls == 0
+        assert again.stats.cached == again.stats.candidates + again.stats.gt_decided
+        assert again.to_dict()["videos"] == first.to_dict()["videos"]
+        # focus mode reuses the GT-CNN's verdicts and computes only the ones it lacks
+        focus = q.run("car", mode="focus")
+        assert focus.stats.gt_calls == focus.stats.candidates - first.stats.gt_decided
+        assert q.run("car", mode="focus").stats.gt_calls == 0
+        assert store.counts()["query_verdicts"] == 2 * first.stats.candidates
+
+
+def test_thresholds_at_one_reproduce_focus_mode_exactly(db, models):
+    with Store(db) as store:
+        never = QueryThresholds((1.0,) * 5, (None,) * 5)
+        for label in ("car", "person", "bus"):
+            mxn = engine(store, models, thresholds=never, use_cache=False).run(label)
+            focus = engine(store, models, use_cache=False).run(label, mode="focus")
+            assert mxn.stats.decided_per_exit == {} and mxn.stats.gt_calls == focus.stats.gt_calls
+            hits = [(h.object_id, h.cluster_id) for v in mxn.videos for h in v.hits]
+            assert hits == [(h.object_id, h.cluster_id) for v in focus.videos for h in v.hits]
+            assert all(h.decided_by == "gt-cnn" for v in mxn.videos for h in v.hits)
+
+
+def test_unknown_labels_and_empty_answers(db, models):
+    with Store(db) as store:
+        q = engine(store, models)
+        with pytest.raises(QueryError, match=r"unknown label 'zebra'; the index knows: .*car"):
+            q.run("zebra")
+        empty = q.run("car", start=500.0)  # after the clip: a valid, empty answer
+        assert empty.videos == [] and empty.stats.candidates == 0 and empty.hits == 0
+        assert empty.accuracy["recall"] == 1.0 and empty.accuracy["truth_frames"] == 0
+        with pytest.raises(QueryError, match=r"no video 'nope\.mp4'"):
+            q.run("car", video="nope.mp4")
+        with pytest.raises(QueryError, match=r"ends .* before it starts"):
+            q.run("car", start=3.0, end=1.0)
+
+
+def test_cli_query_writes_answer_sheet_and_json(db, tmp_path):
+    out, sheet, js = tmp_path / "cars.csv", tmp_path / "cars.png", tmp_path / "cars.json"
+    args = ["query", "car", "--db", db, "--video", "downtown.mp4", "--from", "0:01", "--to", "5"]
+    result = CliRunner().invoke(
+        main, [*args, "--out", str(out), "--sheet", str(sheet), "--json", str(js), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "candidate clusters:" in result.output and "against the gt-all index: precision" in result.output
+    rows = list(csv.DictReader(out.open()))
+    data = json.loads(js.read_text())
+    assert len(rows) == sum(len(v["hits"]) for v in data["videos"]) > 0
+    assert all(1.0 <= float(r["time"]) <= 5.0 and r["video"] == "downtown.mp4" for r in rows)
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[0] >= 60 and image.shape[1] >= 240
+    # the sheet shows frames with green boxes drawn on them
+    assert np.any(np.all(image == (40, 220, 40), axis=2))
+    # an empty answer is a success too
+    empty = CliRunner().invoke(main, ["query", "car", "--db", db, "--from", "999", "--quiet"])
+    assert empty.exit_code == 0 and "no frames show it" in empty.output
+
+
+HEADER = '{"format": "mxn-query-thresholds", "format_version": 1, '
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a readable thresholds file"),
+        ('{"format": "something else"}', "not an mxn query thresholds file"),
+        (HEADER + '"accept": [0.9, 2], "reject": [null, null]}', r"accept\[1\] must be a probability"),
+        (HEADER + '"accept": [0.9], "reject": [null]}', "thresholds for 1 exits, but the query model has 5"),
+    ],
+)  # fmt: skip
+def test_bad_thresholds_files_get_a_clear_error(db, tmp_path, content, message):
+    bad = tmp_path / "thresholds.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(main, ["query", "car", "--db", db, "--thresholds", str(bad)])
+    assert result.exit_code == 1
+    assert "Error:" in result.output and re.search(message, result.output), result.output
+
+
+def test_cli_unknown_label_fails_and_lists_the_labels(db):
+    result = CliRunner().invoke(main, ["query", "zebra", "--db", db])
+    assert result.exit_code == 1 and "the index knows:" in result.output and "car" in result.output
+
+
+def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
+    out, plot, js = tmp_path / "t.json", tmp_path / "curve.png", tmp_path / "tune.json"
+    args = ["tune", "query", "--db", db, "--out", str(out), "--plot", str(plot), "--json", str(js), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "held out: precision" in result.output and "trade-off" in result.output
+    thresholds = load_thresholds(out)
+    assert thresholds.num_exits == 5 and thresholds.model_sha and thresholds.target_precision == 0.99
+    data = json.loads(js.read_text())
+    assert [c["target_precision"] for c in data["curve"]] == sorted(
+        c["target_precision"] for c in data["curve"]
+    )
+    assert cv2.imread(str(plot)) is not None
+    queried = CliRunner().invoke(main, ["query", "car", "--db", db, "--thresholds", str(out), "--quiet"])
+    assert queried.exit_code == 0, queried.output
+    # thresholds tuned for another query model are refused
+    data = thresholds.to_dict() | {"model_sha": "0" * 64}
+    out.write_text(json.dumps(data))
+    with pytest.raises(ThresholdsError, match="tuned for another query model"), Store(db) as store:
+        models = {n: load_default_model(n) for n in ("gt", "query")}
+        engine(store, models, thresholds=load_thresholds(out))
+
+
+# -- pure pieces ----------------------------------------------------------------------------------
+
+
+def synthetic_samples(n: int, seed: int) -> TuningSamples:
+    """Two exits; the deeper one separates positives from negatives better."""
+    rng = np.random.default_rng(seed)
+    positive = rng.random(n) < 0.4
+    noise = [0.35, 0.15]
+    scores = np.stack([np.clip(np.where(positive, 0.8, 0.2) + rng.normal(0, s, n), 0, 1) for s in noise])
+    return TuningSamples(np.arange(n), np.array(["bus"] * n), scores, positive)
+
+
+def test_tuned_thresholds_meet_their_targets_on_held_out_data():
+    samples = synthetic_samples(6000, seed=1)
+    result = tune(samples, target_precision=0.99, target_recall=0.99, curve_targets=(0.9, 0.99))
+    held = result.held_out
+    assert held["precision"] >= 0.99 and held["recall"] >= 0.99
+    assert held["gt_call_rate"] < 0.8  # the exits do decide a fair share
+    assert any(r is not None for r in result.thresholds.reject)
+    # a looser target lets the exits decide more
+    loose, strict = result.curve
+    assert loose["gt_call_rate"] <= strict["gt_call_rate"]
+    # with no rejections allowed, every negative goes to the GT-CNN or is accepted wrongly
+    no_reject = fit_thresholds(samples, allow_reject=False)
+    assert all(r is None for r in no_reject.reject)
+
+
+def test_evaluate_with_no_thresholds_is_focus():
+    samples = synthetic_samples(500, seed=2)
+    figures = evaluate(QueryThresholds.never(2), samples)
+    assert figures["precision"] == figures["recall"] == figures["gt_call_rate"] == 1.0
+    assert figures["decided_per_exit"] == [0, 0]
+
+
+def test_rejections_need_enough_positives_to_show_recall_is_kept():
+    samples = synthetic_samples(60, seed=3)  # ~24 positives: no rejection can be shown safe at 99%
+    assert all(r is None for r in fit_thresholds(samples).reject)
+
+
+def test_merge_segments_and_times():
+    assert merge_segments([0.0, 0.5, 1.4, 5.0, 5.2, 9.0], max_gap=1.0) == [(0.0, 1.4), (5.0, 5.2), (9.0, 9.0)]
+    assert merge_segments([]) == []
+    assert parse_time("90") == 90 and parse_time("1:30") == 90 and parse_time("0:01:30.5") == 90.5
+    with pytest.raises(Exception, match="expected seconds"):
+        parse_time("ten")
