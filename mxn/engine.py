@@ -216,25 +216,31 @@ class StagedEngine:
             raise ValueError(f"got {len(thresholds)} thresholds for {self.num_exits} exits")
         return self.cascade(images, threshold_rule(thresholds))
 
-    def cascade(self, images: np.ndarray, decide: DecisionRule) -> CascadeResult:
+    def cascade(
+        self, images: np.ndarray, decide: DecisionRule, last_exit: int | None = None
+    ) -> CascadeResult:
         """Run the exits in order; after each, the items ``decide`` accepts leave.
 
         Items are processed in batches of :attr:`batch_size`; inside a batch
         the carried feature maps are compacted after every exit so only the
-        undecided go deeper.
+        undecided go deeper. ``last_exit`` stops the cascade early (no deeper
+        stage runs; the undecided keep that exit's outputs): a caller whose
+        rule cannot decide past some exit need not pay for the rest.
         """
         images = self._check_images(images)
+        last_exit = self.num_exits - 1 if last_exit is None else last_exit
+        self._check_exit(last_exit)
         n = len(images)
         exit_taken = np.full(n, NO_EXIT, dtype=np.int64)
         outputs = np.zeros((n, self.network.spec.output_dim), np.float32)
         for start in range(0, n, self.batch_size):
             items = np.arange(start, min(n, start + self.batch_size))
             state = [tf.convert_to_tensor(images[items])]
-            for i, step in enumerate(self._steps):
+            for i, step in enumerate(self._steps[: last_exit + 1]):
                 state, f, y = step(state)
                 y = y.numpy()
                 leave = np.asarray(decide(i, y, f.numpy(), items), dtype=bool)
-                last = i == self.num_exits - 1
+                last = i == last_exit
                 outputs[items if last else items[leave]] = y if last else y[leave]
                 exit_taken[items[leave]] = i
                 if last or not (~leave).any():

@@ -237,15 +237,16 @@ class QueryEngine:
         todo = [c for c in candidates if c.id not in verdicts]
         if not todo:
             return verdicts
-        if label not in self.query_model.classes:
-            log.info("the query model does not know %r: every candidate goes to the GT-CNN", label)
+        last = self.thresholds.last_deciding_exit
+        if label not in self.query_model.classes or last is None:
+            log.info("no exit can decide %r: every candidate goes to the GT-CNN", label)
             made = [Verdict(c.id, "undecided", None, 0.0) for c in todo]
         else:
             index = self.query_model.classes.index(label)
             began = time.perf_counter()
             crops = self._crops(todo, self.query_model.spec.input_size)
             assert self._mxn_engine is not None
-            cascade = self._mxn_engine.cascade(crops, self.thresholds.rule(index))
+            cascade = self._mxn_engine.cascade(crops, self.thresholds.rule(index), last_exit=last)
             stats.model_seconds += time.perf_counter() - began
             stats.mxn_calls += len(todo)
             made = []

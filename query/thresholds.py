@@ -114,6 +114,15 @@ class QueryThresholds:
         accept = tuple(a if a is None or a > 0.5 else None for a in accept)
         return cls(accept, (None,) * n, model_sha=None)
 
+    @property
+    def last_deciding_exit(self) -> int | None:
+        """The deepest exit that can accept or reject (``None``: no exit decides anything).
+
+        The cascade stops there: deeper stages could not change a verdict.
+        """
+        can = np.flatnonzero(np.isfinite(self.accept_limits) | np.isfinite(self.reject_limits))
+        return int(can[-1]) if can.size else None
+
     def outcomes(self, exit_index: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(accepted, rejected) masks of label probabilities ``p`` at one exit."""
         p = np.asarray(p, np.float64)

@@ -117,6 +117,30 @@ def test_cascade_rule_sees_only_undecided_items(tiny_spec, random_images):
     np.testing.assert_array_equal(result.exit_taken, expected)
 
 
+def test_cascade_can_stop_at_an_earlier_exit(tiny_spec, random_images):
+    net = build_network(tiny_spec)
+    engine = StagedEngine(net, batch_size=64)
+    seen: set[int] = set()
+
+    def decide(exit_index, outputs, features, items):
+        seen.add(exit_index)
+        return items % (exit_index + 2) == 0
+
+    full = engine.cascade(random_images, decide)
+    short = engine.cascade(random_images, decide, last_exit=1)
+    assert seen == {0, 1, 2, 3, 4}
+    decided = full.exit_taken <= 1
+    np.testing.assert_array_equal(
+        short.exit_taken, np.where(decided & (full.exit_taken >= 0), full.exit_taken, NO_EXIT)
+    )
+    # the undecided keep the outputs of the exit the cascade stopped at
+    exit1 = engine.all_exits(random_images, exits=[1]).outputs[0]
+    undecided = short.exit_taken == NO_EXIT
+    np.testing.assert_allclose(short.outputs[undecided], exit1[undecided], atol=1e-5)
+    with pytest.raises(ValueError, match="exit 7 does not exist"):
+        engine.cascade(random_images, decide, last_exit=7)
+
+
 def test_bad_input_gets_a_clear_error(tiny_spec, random_images):
     engine = StagedEngine(build_network(tiny_spec))
     with pytest.raises(ValueError, match=r"expected images of shape \(N, 32, 32, 3\)"):

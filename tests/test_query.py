@@ -144,6 +144,7 @@ def test_thresholds_at_one_reproduce_focus_mode_exactly(db, models):
             mxn = engine(store, models, thresholds=never, use_cache=False).run(label)
             focus = engine(store, models, use_cache=False).run(label, mode="focus")
             assert mxn.stats.decided_per_exit == {} and mxn.stats.gt_calls == focus.stats.gt_calls
+            assert mxn.stats.mxn_calls == 0  # no exit can decide, so the query MXN is not run at all
             hits = [(h.object_id, h.cluster_id) for v in mxn.videos for h in v.hits]
             assert hits == [(h.object_id, h.cluster_id) for v in focus.videos for h in v.hits]
             assert all(h.decided_by == "gt-cnn" for v in mxn.videos for h in v.hits)
