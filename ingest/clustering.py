@@ -19,8 +19,7 @@ the killed one stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import cv2
 import faiss
@@ -34,22 +33,6 @@ def normalise(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, np.float32)
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12)
-
-
-@contextmanager
-def single_thread_faiss() -> Iterator[None]:
-    """FAISS on one thread for the duration: the searches here are one vector against <= 100.
-
-    Such a search takes microseconds; waking an OpenMP team for it costs
-    more than the search, and much more when other processes hold the
-    cores (measured by scripts/bench_ingest.py under contention).
-    """
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def encode_png(image: np.ndarray) -> bytes:

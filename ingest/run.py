@@ -33,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ingest.aggregation import aggregate_topk, indexing_count, label_sets
-from ingest.clustering import IncrementalClusterer, normalise, single_thread_faiss
+from ingest.clustering import IncrementalClusterer, normalise
 from ingest.config import IngestConfig
 from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
 from ingest.extraction import FrameChangeTest, ObjectExtractor
@@ -41,6 +41,7 @@ from mxn.images import square_crop
 from mxn.modelfile import MXNModel, model_sha
 from storage.records import ObjectRecord, RunRecord, VideoInfo
 from storage.store import Store
+from storage.vectors import single_thread_faiss
 
 log = logging.getLogger(__name__)
 

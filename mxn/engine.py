@@ -19,7 +19,7 @@ Two ways to run a multi-exit network on a batch of images:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +209,18 @@ class StagedEngine:
         if features_exit is not None:
             features = np.concatenate(feats) if feats else self._empty_features(features_exit)
         return AllExitsResult(chosen, outputs, features, features_exit)
+
+    def iter_exits(self, images: np.ndarray) -> Iterator[np.ndarray]:
+        """Each exit's outputs for ``images`` (one batch), computed only when the caller asks for the next.
+
+        For decisions that must be taken one exit at a time with state that
+        changes between items (the face databases of Algorithm 3), so a
+        caller that stops after exit ``i`` never pays for the stages after it.
+        """
+        state = [tf.convert_to_tensor(self._check_images(images))]
+        for step in self._steps:
+            state, _, y = step(state)
+            yield y.numpy()
 
     def early_exit(self, images: np.ndarray, thresholds: Sequence[float | None]) -> CascadeResult:
         """Confidence-threshold early exit; see :meth:`cascade`."""

@@ -21,6 +21,8 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,23 @@ log = logging.getLogger(__name__)
 
 #: Bump when the file layout changes: older files are then simply rebuilt.
 FORMAT_VERSION = 1
+
+
+@contextmanager
+def single_thread_faiss() -> Iterator[None]:
+    """FAISS on one thread for the duration, for searches of one vector against a few hundred.
+
+    Ingest's clustering and the face databases make such searches. Each
+    takes microseconds; waking an OpenMP team for it costs more than the
+    search, and much more when other processes hold the cores (measured by
+    scripts/bench_ingest.py under contention).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,18 @@ def test_cascade_can_stop_at_an_earlier_exit(tiny_spec, random_images):
         engine.cascade(random_images, decide, last_exit=7)
 
 
+def test_iter_exits_is_lazy_and_matches_all_exits(tiny_spec, random_images):
+    net = build_network(tiny_spec)
+    engine = StagedEngine(net)
+    expected = engine.all_exits(random_images).outputs
+    stages = engine.iter_exits(random_images)
+    np.testing.assert_allclose(next(stages), expected[0], atol=1e-5)
+    rest = list(stages)
+    assert len(rest) == 4
+    for got, want in zip(rest, expected[1:], strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_bad_input_gets_a_clear_error(tiny_spec, random_images):
     engine = StagedEngine(build_network(tiny_spec))
     with pytest.raises(ValueError, match=r"expected images of shape \(N, 32, 32, 3\)"):
