@@ -418,12 +418,21 @@ def world_video(preset: str, seconds: float, seed: int, size: str, fps: float, o
 )
 @click.option("--presets", default=None, help="Comma-separated presets (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--source",
+    type=click.Choice(["truth", "blobs"]),
+    default="truth",
+    show_default=True,
+    help="Boxes from the world's truth (jittered), or the background-subtraction blobs ingest finds.",
+)
 @friendly_errors
-def world_crops(out: str, size: int, seconds: float | None, presets: str | None, seed: int) -> None:
+def world_crops(
+    out: str, size: int, seconds: float | None, presets: str | None, seed: int, source: str
+) -> None:
     """Cut a class-per-folder crops data set (train/val/calibration/test) from rendered worlds."""
     from mxn.world.crops import CropConfig, build_crops
 
-    options: dict = {"size": size}
+    options: dict = {"size": size, "source": source}
     if seconds is not None:
         options["seconds"] = {"train": seconds, "val": 0.2 * seconds, "calibration": 0.3 * seconds,
                               "test": 0.3 * seconds}  # fmt: skip

@@ -131,6 +131,24 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4): (N, M).
+
+    Boxes are (x1, y1, x2, y2) with x2 > x1 and y2 > y1.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def square_crop(
     image: np.ndarray, box: tuple[float, float, float, float], size: int, expand: float = 0.1
 ) -> np.ndarray:

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mxn.images import box_iou
 from mxn.world.crops import SPLITS, CropConfig, build_crops
 from mxn.world.presets import PRESETS, get_preset
 from mxn.world.render import TrafficWorld
@@ -112,6 +113,24 @@ def test_crops_splits_are_disjoint(tmp_path):
         files = list((tmp_path / split).rglob("*.png"))
         assert len(files) == sum(manifest["counts"][split].values()) > 0
         assert cv2.imread(str(files[0])).shape == (32, 32, 3)
+
+
+def test_blob_crops_are_what_ingest_finds_labelled_by_their_best_overlap(tmp_path):
+    config = CropConfig(size=32, seconds={"train": 4.0}, presets=("highway",), warmup=2.0, source="blobs")
+    manifest = build_crops(tmp_path, config, seed=2, progress=False)
+    files = list((tmp_path / "train").rglob("*.png"))
+    assert len(files) == sum(manifest["counts"]["train"].values()) > 0
+    assert manifest["config"]["source"] == "blobs" and manifest["config"]["min_iou"] == 0.3
+    # every crop's name ties it to a frame of the split's own simulation and to the truth track it overlaps
+    assert all(p.parent.name in CLASSES and len(p.stem.split("_")) == 4 for p in files)
+    with pytest.raises(ValueError, match="unknown crop source"):
+        CropConfig(source="sky")
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]])
+    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [100, 100, 110, 110]])
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 1.0, 0.0], [0.0, 0.0, 0.0]])
 
 
 def test_a_tiny_model_learns_the_tiny_world(tmp_path):
