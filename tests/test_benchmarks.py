@@ -74,3 +74,35 @@ def test_bench_ingest(tmp_path):
     assert {"speedup_vs_focus", "model_time_ratio_vs_gt_all", "floor_fraction", "memory_ratio"} <= set(
         result["targets_met"]
     )
+
+
+#: The per-preset keys docs/BENCHMARKS.md cites from scripts/bench_query.py.
+QUERY_KEYS = ("precision", "recall", "speedup_vs_focus", "speedup_vs_all", "gt_calls_mxn", "gt_calls_focus",
+              "precision_focus", "recall_focus", "exit_decided_share", "index_recall",
+              "cluster_impurity")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bench_query(tmp_path):
+    result = _run("bench_query.py", tmp_path)
+    assert set(result["presets"]) == {"quiet_road", "highway", "downtown", "night"}
+    for name, preset in result["presets"].items():
+        assert set(QUERY_KEYS) <= set(preset), name
+        for key in ("precision", "recall", "precision_focus", "recall_focus", "index_recall"):
+            assert 0.0 <= preset[key] <= 1.0, (name, key)
+        assert 0.0 <= preset["exit_decided_share"] <= 1.0 and 0.0 <= preset["cluster_impurity"] <= 1.0
+        assert preset["speedup_vs_focus"] > 0 and preset["speedup_vs_all"] > 0, name
+        # the exits only ever spare GT-CNN calls; focus asks the GT-CNN about every candidate
+        assert 0 <= preset["gt_calls_mxn"] <= preset["gt_calls_focus"] == preset["candidates"], name
+        # all mode re-crops every object from the video: it must reproduce the gt-all index
+        assert preset["modes"]["all"]["precision_micro"] >= 0.99, name
+        assert preset["modes"]["all"]["recall_micro"] >= 0.99, name
+        # focus judges a cluster by its representative: its answer is the one cluster purity predicts
+        assert all(preset["focus_matches_prediction"].values()), name
+        for mode, median in preset["modes"].items():
+            assert median["seconds"] > 0, (name, mode)
+        assert set(preset["target"]) == {"applies", "met", "why_not"}
+    assert result["sweep"]["downtown"], "the quick run sweeps the cluster threshold on downtown"
+    for point in result["sweep"]["downtown"]:
+        assert point["candidates"] > 0 and 0.0 <= point["focus"]["precision_min"] <= 1.0
+    assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result["targets_met"])
