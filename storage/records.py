@@ -119,3 +119,67 @@ class Verdict:
     outcome: str  # "accept" | "reject" | "undecided"
     exit: int | None  # the MXN exit that decided; None for the GT-CNN or when undecided
     score: float  # the decider's probability of the label
+
+
+# -- face labelling --------------------------------------------------------------------------------------
+
+#: The ``exit`` under which a movie's features hold the oracle's unknown-people embeddings.
+ORACLE_EXIT = -1
+
+#: A face database as the store moves it: exit -> (labels in first-seen order,
+#: vectors (n, d) float32, counts (n,) int64). See ``facerec.database.ExitDatabase.to_arrays``.
+FaceFeatures = dict[int, tuple[list[str], np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FaceMovieRecord:
+    """A face-labelling project (see :class:`storage.schema.FaceMovie`)."""
+
+    id: int
+    name: str
+    model_sha: str  # sha256 of the face model's weights
+    config: dict[str, Any]
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FaceRunRecord:
+    """One labelling pass of one video for one movie."""
+
+    id: int
+    movie_id: int
+    video_id: int
+    status: str  # one of RUN_STATUSES
+    next_frame: int  # frames below this are committed; a resumed run starts here
+    stats: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """A labelled face as labelling hands it to the store (which numbers it within its run)."""
+
+    frame: int
+    time: float
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels
+    name: str
+    exit: int | None = None  # the MXN exit that named it; None when the oracle decided
+    distance: float | None = None  # that exit's distance to the name's average
+    oracle_name: str | None = None  # what the oracle said, when it was asked
+
+
+@dataclass(frozen=True)
+class FaceRowRecord:
+    """A stored labelled face."""
+
+    id: int
+    run_id: int
+    video_id: int
+    seq: int
+    frame: int
+    time: float
+    box: tuple[int, int, int, int]
+    name: str
+    exit: int | None
+    distance: float | None
+    oracle_name: str | None

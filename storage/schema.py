@@ -34,10 +34,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when the tables change; a store refuses a database of another version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Versions a store upgrades in place (each only added tables).
-UPGRADABLE_FROM = (1,)
+UPGRADABLE_FROM = (1, 2)
 
 #: BIGINT on PostgreSQL (objects outgrow 2^31 over many videos); on SQLite only
 #: ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid, so the variant says INTEGER.
@@ -192,3 +192,91 @@ class QueryVerdict(Base):
     exit: Mapped[int | None]
     score: Mapped[float]
     created_at: Mapped[datetime]
+
+
+# -- face labelling (added in schema version 3) -----------------------------------------------------------
+
+
+class FaceMovie(Base):
+    """A face-labelling project: one cast over one or more video files, labelled with one face model.
+
+    Algorithm 3's databases ``D[M_i]`` belong to the movie (see
+    :class:`FaceFeature`), so a labelled movie can be reopened and extended
+    with more videos; the FAISS indexes over them are rebuilt from these rows.
+    """
+
+    __tablename__ = "face_movies"
+    __table_args__ = (_AUTOINCREMENT,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    model_sha: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]]
+    stats: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FaceRun(Base):
+    """One labelling pass of one video for one movie; only ``done`` runs' rows are the labelling."""
+
+    __tablename__ = "face_runs"
+    __table_args__ = (Index("ix_face_runs_movie_video", "movie_id", "video_id"), _AUTOINCREMENT)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movie_id: Mapped[int] = mapped_column(ForeignKey("face_movies.id"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    next_frame: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class LabelledFace(Base):
+    """A face found in a frame and the name it got; ``seq`` is the run's own number for it.
+
+    ``exit`` is the MXN exit that named it, or NULL when the oracle decided;
+    ``oracle_name`` is what the oracle said whenever it was asked.
+    """
+
+    __tablename__ = "face_rows"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_face_rows_run_seq"),
+        Index("ix_face_rows_run_time", "run_id", "time"),
+        Index("ix_face_rows_name", "name"),
+        _AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("face_runs.id"))
+    seq: Mapped[int]
+    frame: Mapped[int]
+    time: Mapped[float]
+    x1: Mapped[int]
+    y1: Mapped[int]
+    x2: Mapped[int]
+    y2: Mapped[int]
+    name: Mapped[str] = mapped_column(String(128))
+    exit: Mapped[int | None]
+    distance: Mapped[float | None]
+    oracle_name: Mapped[str | None] = mapped_column(String(128))
+
+
+class FaceFeature(Base):
+    """One label's running-average feature in one exit's database ``D[M_exit]`` of a movie.
+
+    ``exit`` -1 holds the oracle's reference embeddings of unknown people (so
+    ``unknown-N`` names stay stable across sessions). ``ordinal`` keeps the
+    order labels were first seen in, which the rebuilt FAISS ids follow.
+    """
+
+    __tablename__ = "face_features"
+
+    movie_id: Mapped[int] = mapped_column(ForeignKey("face_movies.id"), primary_key=True)
+    exit: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ordinal: Mapped[int]
+    vector: Mapped[bytes]
+    count: Mapped[int]

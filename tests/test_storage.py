@@ -16,6 +16,8 @@ from storage.store import DEFAULT_URL, Store, StoreError, default_url
 
 DIM = 8
 LABELS = ("bus", "car", "truck")
+#: The face-labelling tables' counts in a store that labelled no faces (see test_storage_faces.py).
+FACES_NONE = dict.fromkeys(["face_movies", "face_runs", "face_rows", "face_features"], 0)
 
 
 def video_info(n: int = 0) -> VideoInfo:
@@ -91,16 +93,23 @@ def index_dir(store: Store) -> Path:
 
 def test_new_database_gets_the_schema_and_another_version_is_refused(store_url, tmp_path):
     with open_store(store_url, tmp_path) as store:
-        assert store.counts() == dict.fromkeys(
-            ["videos", "runs", "objects", "object_labels", "clusters", "cluster_members", "query_verdicts"], 0
-        )
+        empty = [
+            "videos",
+            "runs",
+            "objects",
+            "object_labels",
+            "clusters",
+            "cluster_members",
+            "query_verdicts",
+        ]
+        assert store.counts() == dict.fromkeys(empty, 0) | FACES_NONE
     with open_store(store_url, tmp_path) as store:  # reopening an existing database
         assert store.videos() == []
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_info SET version = 99"))
     engine.dispose()
-    with pytest.raises(StoreError, match=r"version 99 found.*expects version 2"):
+    with pytest.raises(StoreError, match=r"version 99 found.*expects version 3"):
         open_store(store_url, tmp_path)
 
 
@@ -115,7 +124,7 @@ def test_a_version_1_database_is_upgraded_in_place(store_url, tmp_path):
     with open_store(store_url, tmp_path) as store:
         assert store.counts()["objects"] == 30 and store.counts()["query_verdicts"] == 0
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == 2
+            assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == 3
     engine.dispose()
 
 
@@ -209,6 +218,7 @@ def test_commit_chunk_round_trip(store):
         "clusters": 2,
         "cluster_members": 10,
         "query_verdicts": 0,
+        **FACES_NONE,
     }
 
 
@@ -329,6 +339,7 @@ def test_discard_run_removes_every_row(store):
         "clusters": 0,
         "cluster_members": 0,
         "query_verdicts": 0,
+        **FACES_NONE,
     }
     with pytest.raises(StoreError, match=f"no run {run.id}"):
         store.discard_run(run.id)
