@@ -261,6 +261,20 @@ class GalleryOracle:
         start = len(self.gallery)
         return dict(zip(self._names[start:], self._references[start:], strict=True))
 
+    def restore_unknowns(self, unknowns: dict[str, np.ndarray]) -> None:
+        """Remember strangers named before (a movie reopened): they keep their ``unknown-N`` names.
+
+        Only a fresh oracle can take them, in the order they were first
+        named, so the next stranger gets the next number.
+        """
+        if len(self._names) != len(self.gallery):
+            raise ValueError("restore the unknowns before the oracle names any face")
+        for k, (name, vector) in enumerate(unknowns.items(), 1):
+            if name != f"{UNKNOWN_PREFIX}{k}":
+                raise ValueError(f"unknowns must be {UNKNOWN_PREFIX}1, 2, ... in order; got {name!r}")
+            self._names.append(name)
+            self._references = np.vstack([self._references, np.asarray(vector, np.float32).reshape(1, -1)])
+
     def __call__(self, face: np.ndarray) -> str:
         return self.name_embeddings(self.embedder.embed_crops(np.asarray(face)[None]))[0]
 

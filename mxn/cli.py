@@ -117,7 +117,21 @@ def main() -> None:
     import_tensorflow_quietly()
 
 
-@main.command(epilog=EXAMPLES_TRAIN)
+class TrainGroup(click.Group):
+    """``mxn train DATA ...`` is ``mxn train images DATA ...``; ``mxn train faces ...`` trains a face MXN."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["images", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=TrainGroup)
+def train() -> None:
+    """Train a multi-exit network: `mxn train DATA` (= `mxn train images DATA`) or `mxn train faces`."""
+
+
+@train.command("images", epilog=EXAMPLES_TRAIN)
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.mxn)."
@@ -152,7 +166,7 @@ def main() -> None:
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @friendly_errors
-def train(
+def train_images(
     data: str,
     out: str,
     backbone: str,
@@ -511,7 +525,7 @@ def _labelled_images(data: str, model, prefer: str):
 
 
 # Subcommands that live in their own modules register themselves on ``main``.
-from mxn import cli_ingest, cli_query  # noqa: E402, F401
+from mxn import cli_faces, cli_ingest, cli_query  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run as a script this file is the module ``__main__``, a second copy of

@@ -5,26 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Frames closer than this (seconds) belong to one segment.
-DEFAULT_MAX_GAP = 1.0
-
-
-def merge_segments(times: Sequence[float], max_gap: float = DEFAULT_MAX_GAP) -> list[tuple[float, float]]:
-    """Sorted times merged into (start, end) segments wherever neighbours are <= ``max_gap`` apart."""
-    if max_gap < 0:
-        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
-    segments: list[tuple[float, float]] = []
-    for t in sorted(float(t) for t in times):
-        if segments and t - segments[-1][1] <= max_gap:
-            segments[-1] = (segments[-1][0], t)
-        else:
-            segments.append((t, t))
-    return segments
+from mxn.segments import DEFAULT_MAX_GAP, merge_segments
 
 
 @dataclass(frozen=True)

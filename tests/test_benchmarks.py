@@ -106,3 +106,22 @@ def test_bench_query(tmp_path):
     for point in result["sweep"]["downtown"]:
         assert point["candidates"] > 0 and 0.0 <= point["focus"]["precision_min"] <= 1.0
     assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result["targets_met"])
+
+
+#: The keys docs/BENCHMARKS.md cites from scripts/bench_faces.py.
+FACE_KEYS = ("accuracy_mxn", "accuracy_oracle", "speedup_recognition", "speedup_end_to_end", "hit_rate_exit0")
+
+
+@pytest.mark.slow
+def test_bench_faces(tmp_path):
+    result = _run("bench_faces.py", tmp_path)
+    assert set(FACE_KEYS) <= set(result)
+    assert result["faces"] > 50 and result["detection_recall"] > 0.9
+    for key in ("accuracy_mxn", "accuracy_oracle", "accuracy_mxn_last_exit_oracle", "hit_rate_exit0"):
+        assert 0.0 <= result[key] <= 1.0, key
+    assert result["speedup_recognition"] > 0 and result["speedup_end_to_end"] > 0
+    # every face is decided by exactly one exit or the oracle
+    assert sum(result["hit_rate_per_exit"]) + result["oracle_rate"] == pytest.approx(1.0)
+    assert result["oracle_calls"] < result["faces"]  # the exits spared some oracle calls
+    assert len(result["alpha_sweep"]) > 3 and (tmp_path / "result.png").read_bytes()[:4] == b"\x89PNG"
+    assert {"speedup_recognition", "accuracy_within_1_point_of_oracle"} == set(result["targets_met"])

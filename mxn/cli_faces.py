@@ -1,0 +1,398 @@
+"""``mxn faces``, ``mxn tune faces`` and ``mxn movie``: who appears when in a movie (over facerec/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mxn.cli import _write_json, friendly_errors, main, print_table, train
+from mxn.cli_query import tune
+
+EXAMPLES_FACES = """
+Examples:
+
+  mxn movie --preset short -o movies/short.mp4 --gallery cast/     # a movie of real faces, and its cast
+
+  mxn faces movies/short.mp4 --gallery cast/ --out faces.json --srt faces.srt --annotate annotated.mp4
+
+  mxn faces part1.mp4 part2.mp4 --movie my-film --gallery cast/     # one movie in several files
+
+  mxn faces part3.mp4 --movie my-film --gallery cast/               # reopen it later and extend it
+
+  mxn faces movie.mp4 --thresholds face-thresholds.json --alpha 0.05 --db postgresql+psycopg://me@host/films
+
+Faces the gallery (one folder of photos per person: cast/Alice/*.jpg) does not know get
+stable names unknown-1, unknown-2, ... The labelled faces stay in the database: running the
+same command again answers from it and runs no model (--force labels again).
+"""
+
+EXAMPLES_TUNE = """
+Examples:
+
+  mxn movie --preset short --seed 7 -o calib/calib.mp4 --gallery calib/cast
+  mxn tune faces calib/calib.mp4 --gallery calib/cast --out face-thresholds.json --plot alpha.png
+
+Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).
+"""
+
+
+def _face_model(path: str | None):
+    from facerec.model import FaceMXN
+
+    return FaceMXN.from_file(path) if path else FaceMXN.default()
+
+
+def _oracle(gallery: str | None):
+    from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
+
+    embedder = FaceEmbedder()
+    if gallery is None:
+        return GalleryOracle(Gallery([], []), embedder=embedder), set()
+    found = Gallery.from_folder(gallery, embedder=embedder)
+    return GalleryOracle(found, embedder=embedder), set(found.people)
+
+
+def _thresholds(path: str | None, face_model, alpha: float | None):
+    from facerec.labeller import DEFAULT_ALPHA
+    from facerec.tuning import FaceThresholds
+
+    if path:
+        tuned = FaceThresholds.load(path, model_sha=face_model.sha, num_exits=len(face_model.dims))
+        return tuned.thresholds, alpha if alpha is not None else tuned.alpha
+    card = face_model.model.thresholds
+    if card is None:
+        raise click.ClickException(
+            "the face model carries no thresholds: run `mxn tune faces` and pass --thresholds FILE"
+        )
+    return tuple(card), alpha if alpha is not None else DEFAULT_ALPHA
+
+
+@main.command(epilog=EXAMPLES_FACES)
+@click.argument("movies", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--gallery", type=click.Path(file_okay=False), help="Folder of photos per person (cast/NAME/*.jpg)."
+)
+@click.option(
+    "--model", "model_path", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one)."
+)
+@click.option(
+    "--thresholds", "thresholds_path", type=click.Path(dir_okay=False), help="From `mxn tune faces`."
+)
+@click.option("--alpha", type=float, help="Running-average rate (default 1/15, or the thresholds file's).")
+@click.option("--movie", "movie_name", help="Movie name in the database (default: the first file's name).")
+@click.option("--db", help="Database URL (default: $MXN_DB or sqlite:///mxn.db).")
+@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
+@click.option("--stride", type=int, default=1, show_default=True, help="Label every N-th frame.")
+@click.option("--min-face", type=int, default=20, show_default=True, help="Smallest face side, pixels.")
+@click.option("--chunk-frames", type=int, default=300, show_default=True, help="Frames per committed chunk.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Face rows and timeline: .json or .csv.")
+@click.option("--srt", type=click.Path(dir_okay=False), help="Subtitles naming who is on screen.")
+@click.option("--annotate", type=click.Path(dir_okay=False), help="Annotated copy of the (first) video, mp4.")
+@click.option("--force", is_flag=True, help="Label videos the movie already holds again.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
+@friendly_errors
+def faces(
+    movies: tuple[str, ...],
+    gallery: str | None,
+    model_path: str | None,
+    thresholds_path: str | None,
+    alpha: float | None,
+    movie_name: str | None,
+    db: str | None,
+    detector: str,
+    stride: int,
+    min_face: int,
+    chunk_frames: int,
+    out: str | None,
+    srt: str | None,
+    annotate: str | None,
+    force: bool,
+    quiet: bool,
+    json_out: str | None,
+) -> None:
+    """Label who appears when in MOVIES (one movie, in order): per-face rows, timeline, subtitles."""
+    from facerec.outputs import (
+        annotate_video,
+        person_timeline,
+        screen_time,
+        subtitle_cues,
+        write_faces,
+        write_srt,
+    )
+    from facerec.pipeline import FaceConfig, label_movie
+    from ingest.decode import probe
+    from storage.store import Store, default_url
+
+    face_model = _face_model(model_path)
+    thresholds, rate = _thresholds(thresholds_path, face_model, alpha)
+    config = FaceConfig(thresholds, rate, detector, stride, min_face, chunk_frames)
+    oracle, _ = _oracle(gallery)
+    url = db or default_url()
+    with Store(url) as store:
+        try:
+            result = label_movie(
+                movies,
+                store,
+                face_model,
+                oracle,
+                config,
+                movie=movie_name,
+                force=force,
+                progress=not quiet,
+                on_error=lambda path, err: click.echo(f"FAILED {path}: {err}", err=True),
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: committed chunks are kept; run the same command again to resume", err=True
+            )
+            raise SystemExit(130) from None
+    summary = result.summary()
+    _print_summary(summary, person_timeline(result.faces))
+    if out:
+        click.echo(f"wrote {write_faces(result.faces, out, extra={'summary': summary})}")
+    if srt:
+        fps = max((probe(m).fps for m in movies if Path(m).is_file()), default=25.0)
+        click.echo(f"wrote {write_srt(subtitle_cues(result.faces, stride / fps), srt)}")
+    if annotate:
+        first = Path(movies[0]).name
+        shown = [f for f in result.faces if f.video == first]
+        click.echo(f"wrote {annotate_video(movies[0], shown, annotate, hold_frames=stride)}")
+    summary["screen_time_s"] = screen_time(person_timeline(result.faces))
+    _write_json(json_out, {"db": url, "config": config.to_dict(), **summary})
+    if result.failed:
+        raise click.ClickException(f"{len(result.failed)} of {len(movies)} videos failed (see above)")
+
+
+def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
+    for video in summary["videos"]:
+        note = "already labelled (--force to redo)" if video.get("skipped") else "done"
+        click.echo(f"{video['video']}: {note}")
+    n = summary["faces"]
+    click.echo(
+        f"\nmovie {summary['movie']!r}: {n} faces, {len(summary['people'])} people; "
+        f"oracle calls {summary['oracle_calls']} ({100 * summary['oracle_rate']:.1f}%); "
+        f"{summary['seconds']:.1f} s (detection {summary['detection_seconds']:.1f} s, "
+        f"recognition {summary['recognition_seconds']:.1f} s)"
+    )
+    if n:
+        rates = ", ".join(f"exit {i} {100 * r:.1f}%" for i, r in enumerate(summary["hit_rate_per_exit"]))
+        click.echo(f"hit rate per exit: {rates}\n")
+    rows = []
+    for name, videos in timeline.items():
+        segments = [s for segs in videos.values() for s in segs]
+        shown = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in segments[:4]) + (" ..." if len(segments) > 4 else "")
+        rows.append([name, len(segments), f"{sum(b - a for a, b in segments):.1f}", shown])
+    if rows:
+        print_table(["person", "segments", "seconds", "when (s)"], rows)
+
+
+@tune.command("faces", epilog=EXAMPLES_TUNE)
+@click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--gallery", type=click.Path(file_okay=False), help="The calibration movies' cast folder.")
+@click.option(
+    "--model", "model_path", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one)."
+)
+@click.option("--target-accuracy", type=float, default=0.99, show_default=True)
+@click.option("--alpha", type=float, default=1 / 15, show_default="1/15", help="Rate used while tuning.")
+@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
+@click.option("--stride", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="face-thresholds.json", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Hit rate and accuracy against 1/alpha, PNG.")
+@click.option(
+    "--into-model",
+    type=click.Path(dir_okay=False),
+    help="Also write a copy of the face model with these thresholds in its card (used without --thresholds).",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False))
+@friendly_errors
+def tune_faces(
+    videos: tuple[str, ...],
+    gallery: str | None,
+    model_path: str | None,
+    target_accuracy: float,
+    alpha: float,
+    detector: str,
+    stride: int,
+    out: str,
+    plot: str | None,
+    into_model: str | None,
+    json_out: str | None,
+) -> None:
+    """Per-exit distance thresholds reaching a target accuracy on VIDEOS with known truth; 1/alpha sweep."""
+    from facerec.evaluation import truth_sample
+    from facerec.tuning import FaceThresholds, plot_alpha_sweep, sweep_alpha, tune_thresholds
+
+    face_model = _face_model(model_path)
+    oracle, people = _oracle(gallery)
+    sample, info = truth_sample(videos, face_model, oracle, people, detector, stride)
+    thresholds, result = tune_thresholds(sample, target_accuracy, alpha)
+    oracle_only = sample_oracle_accuracy(sample)
+    sweep = sweep_alpha(sample, thresholds)
+    tuned = FaceThresholds(
+        tuple(thresholds),
+        alpha=alpha,
+        model_sha=face_model.sha,
+        target_accuracy=target_accuracy,
+        evaluation={**result.to_dict(), "faces": len(sample), "oracle_accuracy": oracle_only, **info},
+    )
+    click.echo(f"{len(sample)} calibration faces; the oracle alone is {100 * oracle_only:.1f}% accurate")
+    print_table(
+        ["exit", "threshold", "hit rate"],
+        [
+            [i, "-" if t is None else f"{t:.3f}", f"{100 * h:.1f}%"]
+            for i, (t, h) in enumerate(zip(thresholds, result.hit_rate_per_exit, strict=True))
+        ],
+    )
+    click.echo(
+        f"accuracy {100 * result.accuracy:.2f}% (target {100 * target_accuracy:.1f}%), "
+        f"oracle calls {100 * result.oracle_rate:.1f}%"
+    )
+    click.echo("\n1/alpha sweep:")
+    print_table(
+        ["1/alpha", "hit rate", "accuracy"],
+        [
+            [f"{r['inv_alpha']:g}", f"{100 * r['hit_rate']:.1f}%", f"{100 * r['accuracy']:.2f}%"]
+            for r in sweep
+        ],
+    )
+    click.echo(f"wrote {tuned.save(out)}")
+    if plot:
+        click.echo(f"wrote {plot_alpha_sweep(sweep, plot)}")
+    if into_model:
+        from mxn.modelfile import save_model
+
+        face_model.model.thresholds = list(thresholds)
+        face_model.model.calibration = {"face_thresholds": tuned.to_dict(), "alpha_sweep": sweep}
+        click.echo(f"wrote {save_model(face_model.model, into_model)} (thresholds in its card)")
+    _write_json(json_out, {**tuned.to_dict(), "alpha_sweep": sweep})
+
+
+def sample_oracle_accuracy(sample) -> float:
+    """The oracle's own accuracy on the sample (every face named by the oracle)."""
+    from facerec.tuning import truth_accuracy
+
+    return truth_accuracy(sample.oracle_names, sample.truth, sample.gallery)
+
+
+EXAMPLES_MOVIE = """
+Examples:
+
+  mxn movie -o movies/short.mp4 --gallery cast/                  # 20 s of real faces, 320x240
+
+  mxn movie --preset feature --seed 3 -o movies/feature.mp4       # 90 s at 640x360
+
+  mxn movie -o calib/calib.mp4 --seed 7 --gallery calib/cast --leave-out messi   # a stranger too
+"""
+
+
+@main.command(epilog=EXAMPLES_MOVIE)
+@click.option("--preset", type=click.Choice(["tiny", "short", "feature"]), default="short", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seconds", type=float, help="Length (default: the preset's).")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False), required=True, help="NAME.mp4 (+ NAME.truth.jsonl)."
+)
+@click.option(
+    "--gallery", type=click.Path(file_okay=False), help="Also write the cast's gallery folder here."
+)
+@click.option("--leave-out", multiple=True, help="A cast member the gallery leaves out (a stranger).")
+@friendly_errors
+def movie(
+    preset: str, seed: int, seconds: float | None, out: str, gallery: str | None, leave_out: tuple
+) -> None:
+    """Compose an evaluation movie from real faces that ship in packages, with its truth (docs/DATA.md)."""
+    from facerec.movies import make_movie, movie_presets, write_gallery, write_movie
+
+    options = dict(movie_presets[preset])
+    if seconds is not None:
+        options["seconds"] = seconds
+    composed = make_movie(seed=seed, **options)
+    video, truth = write_movie(out, composed)
+    click.echo(f"wrote {video} ({composed.frames} frames, {len(composed.shots)} shots) and {truth}")
+    if gallery:
+        written = write_gallery(gallery, list(composed.cast), leave_out=leave_out)
+        click.echo(
+            f"wrote {gallery}: {sum(len(v) for v in written.values())} photos of {len(written)} people"
+        )
+
+
+EXAMPLES_TRAIN_FACES = """
+Examples:
+
+  mxn train faces movie.mp4 cast/ --out face.mxn          # distil dlib's embedder on this movie's faces
+
+  mxn train faces photos/ --out face.mxn --identities     # photos/NAME/*.jpg: identity classification
+
+The face model then serves `mxn faces --model face.mxn` (tune its thresholds with `mxn tune faces`).
+"""
+
+
+@train.command("faces", epilog=EXAMPLES_TRAIN_FACES)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Face model to write (.mxn)."
+)
+@click.option(
+    "--identities", is_flag=True, help="SOURCES is one class-per-folder face data set: classify people."
+)
+@click.option("--width", type=float, default=0.25, show_default=True, help="Width multiplier.")
+@click.option(
+    "--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping may end sooner)."
+)
+@click.option("--stride", type=int, default=5, show_default=True, help="Faces from every N-th video frame.")
+@click.option("--max-faces", type=int, default=20000, show_default=True)
+@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the training report as JSON."
+)
+@friendly_errors
+def train_faces(
+    sources: tuple[str, ...],
+    out: str,
+    identities: bool,
+    width: float,
+    epochs: int,
+    stride: int,
+    max_faces: int,
+    detector: str,
+    seed: int,
+    quiet: bool,
+    json_out: str | None,
+) -> None:
+    """Train a face MXN (MobileNetV1, embedding exits) on the faces of SOURCES: videos, photos, folders."""
+    from facerec.crops import collect_face_crops
+    from facerec.model import distill_config, face_spec, train_face_mxn_distill, train_face_mxn_identities
+    from facerec.oracle import FaceEmbedder
+    from mxn.images import load_image_folder
+    from mxn.modelfile import save_model
+
+    spec = face_spec(width=width)
+    config = distill_config(epochs=epochs, seed=seed, progress=not quiet)
+    if identities:
+        if len(sources) != 1:
+            raise click.UsageError("--identities takes one class-per-folder face folder")
+        data = load_image_folder(sources[0], spec.input_size)
+        model, report = train_face_mxn_identities(
+            data.images,
+            data.labels,
+            data.classes,
+            spec,
+            distill_config(loss="ce", epochs=epochs, seed=seed, progress=not quiet),
+            source=sources[0],
+        )
+    else:
+        crops = collect_face_crops(sources, detector, stride, max_faces=max_faces, progress=not quiet)
+        click.echo(f"{len(crops)} faces; embedding them with dlib (the teacher) ...")
+        teacher = FaceEmbedder().embed_crops(crops)
+        source = ", ".join(sources)
+        model, report = train_face_mxn_distill(crops, teacher, spec, config, source=source, centre=True)
+    click.echo(f"wrote {save_model(model, out)}")
+    for key in ("heldout_cosine", "heldout_accuracy"):
+        if key in report:
+            click.echo(f"{key.replace('_', ' ')} per exit: " + ", ".join(f"{v:.3f}" for v in report[key]))
+    _write_json(json_out, report)
