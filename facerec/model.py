@@ -36,18 +36,15 @@ another size are resized to the model's input size.
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from facerec.oracle import face_distances
 from mxn.defaults import MODEL_DIR
 from mxn.engine import StagedEngine
+from mxn.fit import training_provenance
 from mxn.images import resize_batch, stratified_split
 from mxn.modelfile import ModelFileError, MXNModel, load_model, model_sha
 from mxn.network import build_network
@@ -274,7 +271,7 @@ def train_face_mxn_distill(
         "epochs_run": result.epochs_run,
         "seconds": round(result.seconds, 1),
     }
-    model.training = _provenance(source, config, result.to_dict(), report)
+    model.training = training_provenance(source, config, result.to_dict(), face_model=report)
     return model, report
 
 
@@ -375,7 +372,7 @@ def train_face_mxn_identities(
     }
     classifier = MXNModel(network=network, classes=classes)
     model = classifier_to_embedding(classifier)
-    model.training = _provenance(source, config, result.to_dict(), report)
+    model.training = training_provenance(source, config, result.to_dict(), face_model=report)
     return model, report
 
 
@@ -433,19 +430,3 @@ def _holdout(n: int, fraction: float, seed: int, groups: np.ndarray | None) -> t
 
 def _at_size(crops: np.ndarray, size: int) -> np.ndarray:
     return crops if crops.shape[1:3] == (size, size) else resize_batch(crops, size)
-
-
-def _provenance(source: str, config: TrainConfig, result: dict, report: dict) -> dict[str, Any]:
-    return {
-        "source": source,
-        "face_model": report,
-        "config": config.to_dict(),
-        "result": result,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-    }

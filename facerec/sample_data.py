@@ -71,23 +71,7 @@ def carphone_path(variant: str = "pristine") -> Path:
 
 def carphone_frames(step: int = 1, variant: str = "pristine") -> np.ndarray:
     """Every ``step``-th frame of the carphone clip, ``(N, 144, 176, 3)`` ``uint8`` RGB."""
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
-    capture = cv2.VideoCapture(str(carphone_path(variant)))
-    frames, index = [], 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            index += 1
-    finally:
-        capture.release()
-    if not frames:
-        raise OSError(f"{carphone_path(variant)}: OpenCV decoded no frame (is its FFmpeg backend missing?)")
-    return np.stack(frames)
+    return read_video(carphone_path(variant), step)
 
 
 def opencv_doc_path(name: str) -> Path:

@@ -31,6 +31,7 @@ import numpy as np
 
 from facerec.database import FaceDatabase
 from facerec.labeller import DEFAULT_ALPHA, FaceLabeller
+from mxn.report import read_format_json
 
 FORMAT = "mxn-face-thresholds"
 FORMAT_VERSION = 1
@@ -190,18 +191,9 @@ class FaceThresholds:
     def load(cls, path: str | os.PathLike, model_sha: str | None = None, num_exits: int | None = None):
         """Read a thresholds file; clear errors for a missing or corrupt one, or one for another model."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ThresholdsError(f"{path}: no such thresholds file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ThresholdsError(f"{path}: not a face thresholds file ({err})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ThresholdsError(f"{path}: not a face thresholds file (written by `mxn tune faces`)")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ThresholdsError(
-                f"{path}: thresholds format version {data.get('format_version')} is not supported"
-            )
+        data = read_format_json(
+            path, FORMAT, FORMAT_VERSION, ThresholdsError, "a face thresholds file", "`mxn tune faces`"
+        )
         thresholds = data.get("thresholds")
         if not isinstance(thresholds, list):
             raise ThresholdsError(f"{path}: 'thresholds' must be a list")

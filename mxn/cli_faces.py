@@ -346,6 +346,9 @@ The face model then serves `mxn faces --model face.mxn` (tune its thresholds wit
 @click.option("--max-faces", type=int, default=20000, show_default=True)
 @click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--source", "source_note", help="What the card records as the training data (default: SOURCES)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the training report as JSON."
@@ -361,6 +364,7 @@ def train_faces(
     max_faces: int,
     detector: str,
     seed: int,
+    source_note: str | None,
     quiet: bool,
     json_out: str | None,
 ) -> None:
@@ -383,13 +387,13 @@ def train_faces(
             data.classes,
             spec,
             distill_config(loss="ce", epochs=epochs, seed=seed, progress=not quiet),
-            source=sources[0],
+            source=source_note or sources[0],
         )
     else:
         crops = collect_face_crops(sources, detector, stride, max_faces=max_faces, progress=not quiet)
         click.echo(f"{len(crops)} faces; embedding them with dlib (the teacher) ...")
         teacher = FaceEmbedder().embed_crops(crops)
-        source = ", ".join(sources)
+        source = source_note or ", ".join(sources)
         model, report = train_face_mxn_distill(crops, teacher, spec, config, source=source, centre=True)
     click.echo(f"wrote {save_model(model, out)}")
     for key in ("heldout_cosine", "heldout_accuracy"):

@@ -103,24 +103,33 @@ def fit_model(
         classes=list(train.classes),
         thresholds=calibration.thresholds,
         calibration=calibration.to_dict(),
-        training={
-            "source": source,
-            "config": config.to_dict(),
-            "result": result.to_dict(),
-            "split_sizes": {k: len(v) for k, v in splits.items()},
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-            },
-        },
+        training=training_provenance(
+            source, config, result.to_dict(), split_sizes={k: len(v) for k, v in splits.items()}
+        ),
     )
     evaluation = evaluate(model, test, config.batch_size)
     model.training["test"] = evaluation.to_dict()
     report = FitReport(result, calibration, evaluation, {k: len(v) for k, v in splits.items()})
     return model, report
+
+
+def training_provenance(
+    source: str, config: TrainConfig, result: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """What a model card records of how a model was trained: data, settings, outcome, when, with what."""
+    return {
+        "source": source,
+        "config": config.to_dict(),
+        "result": result,
+        **extra,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
 
 
 def _complete_splits(splits: dict[str, ImageSet], seed: int) -> dict[str, ImageSet]:

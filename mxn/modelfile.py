@@ -32,6 +32,7 @@ import numpy as np
 
 from mxn.engine import StagedEngine
 from mxn.network import MultiExitNetwork, build_network
+from mxn.report import check_format
 from mxn.spec import NetworkSpec, SpecError
 
 FORMAT = "mxn-model"
@@ -184,14 +185,7 @@ def _read_members(path: Path, with_weights: bool) -> tuple[dict[str, Any], bytes
         card = json.loads(raw_card)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{path}: the model card is not valid JSON: {err}") from err
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an mxn model card (format is not {FORMAT!r})")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format version {card.get('format_version')} is not supported "
-            f"by this mxn (it reads version {FORMAT_VERSION})"
-        )
-    return card, weights
+    return check_format(card, path, FORMAT, FORMAT_VERSION, ModelFileError, "an mxn model card"), weights
 
 
 def _sha256(data: bytes) -> str:

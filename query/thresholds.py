@@ -35,6 +35,7 @@ import numpy as np
 
 from mxn.engine import DecisionRule
 from mxn.modelfile import MXNModel
+from mxn.report import read_format_json
 
 FORMAT = "mxn-query-thresholds"
 FORMAT_VERSION = 1
@@ -164,19 +165,9 @@ class QueryThresholds:
 def load_thresholds(path: str | os.PathLike) -> QueryThresholds:
     """Read a thresholds file; anything wrong with it is a :class:`ThresholdsError` naming the file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ThresholdsError(f"{path}: no such thresholds file (make one with `mxn tune query`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ThresholdsError(f"{path}: not a readable thresholds file ({err})") from err
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ThresholdsError(f'{path}: not an mxn query thresholds file (no "format": "{FORMAT}")')
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ThresholdsError(
-            f"{path}: thresholds format version {data.get('format_version')!r}; "
-            f"this mxn reads version {FORMAT_VERSION}"
-        )
+    data = read_format_json(
+        path, FORMAT, FORMAT_VERSION, ThresholdsError, "an mxn query thresholds file", "`mxn tune query`"
+    )
     try:
         accept, reject = data["accept"], data["reject"]
         if not isinstance(accept, list) or not isinstance(reject, list):

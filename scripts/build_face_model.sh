@@ -16,7 +16,8 @@ trap 'rm -rf "$WORK"' EXIT
 export TF_CPP_MIN_LOG_LEVEL=3
 "$MXN" movie --preset feature --seed 200 -o "$WORK/train.mp4" --gallery "$WORK/cast"
 "$MXN" movie --preset short --seed 300 --seconds 60 -o "$WORK/calib.mp4"
-"$MXN" train faces "$WORK/train.mp4" --stride 2 --epochs 40 --out "$WORK/face.mxn" --json "$WORK/train.json"
+"$MXN" train faces "$WORK/train.mp4" --stride 2 --epochs 40 --out "$WORK/face.mxn" --json "$WORK/train.json" \
+    --source "every 2nd frame of: mxn movie --preset feature --seed 200 (scripts/build_face_model.sh)"
 "$MXN" tune faces "$WORK/calib.mp4" --gallery "$WORK/cast" --model "$WORK/face.mxn" \
     --into-model "$OUT" --out "$WORK/face-thresholds.json" --json "$WORK/tune.json"
 REPORTS="${REPORTS:-out/build_face_model}"

@@ -191,7 +191,7 @@ HEADER = '{"format": "mxn-query-thresholds", "format_version": 1, '
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not a readable thresholds file"),
+        ("{not json", "not an mxn query thresholds file: cannot read it as JSON"),
         ('{"format": "something else"}', "not an mxn query thresholds file"),
         (HEADER + '"accept": [0.9, 2], "reject": [null, null]}', r"accept\[1\] must be a probability"),
         (HEADER + '"accept": [0.9], "reject": [null]}', "thresholds for 1 exits, but the query model has 5"),
