@@ -40,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,11 @@ def run(settings: Settings, workdir: Path, plot: Path | None) -> dict[str, Any]:
         plot_alpha_sweep(sweep, plot, title="Test movie: hit rate and accuracy against 1/alpha")
 
     n = max(len(crops), 1)
+    confusion = Counter(
+        (t, d.label, "oracle" if d.exit is None else f"exit {d.exit}")
+        for d, t in zip(decisions, found.truth, strict=True)
+        if t is not None
+    )
     met_accuracy = accuracy_mxn >= accuracy_oracle - ACCURACY_SLACK
     result = {
         "faces": len(crops),
@@ -285,6 +291,9 @@ def run(settings: Settings, workdir: Path, plot: Path | None) -> dict[str, Any]:
             "hit_rate_per_exit": last_stats.hit_rate_per_exit,
             "oracle_calls": last_stats.oracle_calls,
         },
+        "confusion": [
+            {"truth": t, "label": lab, "decided_by": by, "faces": k} for (t, lab, by), k in confusion.items()
+        ],
         "alpha_sweep": sweep,
         "other_processes_cpu_share": others,
         "targets_met": {
