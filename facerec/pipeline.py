@@ -228,10 +228,8 @@ class MovieLabeller:
         try:
             for frame in iter_frames(path, start=start, stride=cfg.stride, fps=info.fps):
                 if stop_after is not None and frame.index >= start + stop_after:
-                    return {
-                        "video": info.name,
-                        "stopped_at": frame.index,
-                    }  # as killed: the open chunk is lost
+                    # as if killed: the chunk not committed yet is lost
+                    return {"video": info.name, "stopped_at": frame.index}
                 if frame.index >= chunk_end:
                     self._commit(run.id, rows, chunk_end)
                     rows, chunk_end = [], chunk_end + chunk
@@ -254,7 +252,8 @@ class MovieLabeller:
             # the decoder walked every frame up to the last labelled one and the stride after it
             check_complete(info, min(last + cfg.stride, info.frame_count or last + 1))
         except VideoError as err:
-            self._commit(run.id, rows, last + 1)
+            # keep what was labelled; a rerun resumes at the next frame the stride would label
+            self._commit(run.id, rows, last + cfg.stride if last >= start else start)
             self.store.fail_face_run(run.id, str(err))
             raise
         except BaseException as err:
