@@ -52,6 +52,12 @@ def _config(face_model, chunk_frames=6):
     return FaceConfig(tuple(thresholds), chunk_frames=chunk_frames)
 
 
+def _label(store: Store, videos, face_model, gallery, **options):
+    """Label ``videos`` as one movie with a fresh gallery oracle and the tests' thresholds."""
+    options.setdefault("progress", False)
+    return label_movie(videos, store, face_model, GalleryOracle(gallery), _config(face_model), **options)
+
+
 def _rows(store: Store, movie: str) -> list[tuple]:
     [record] = [m for m in store.face_movies() if m.name == movie]
     return [(f.video, f.frame, f.box, f.name, f.exit) for f in stored_faces(store, record.id)]
@@ -81,9 +87,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_labels(
     store_url, tmp_path, movies, face_model, gallery
 ):
     with Store(f"sqlite:///{tmp_path / 'whole.db'}") as store:
-        label_movie(
-            movies[:1], store, face_model, GalleryOracle(gallery), _config(face_model), progress=False
-        )
+        _label(store, movies[:1], face_model, gallery)
         whole = _rows(store, "part1")
     with Store(store_url) as store:
         labeller = MovieLabeller(store, "part1", face_model, GalleryOracle(gallery), _config(face_model))
@@ -93,9 +97,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_labels(
         [run] = store.face_runs(labeller.movie.id)
         assert run.status == "running" and run.next_frame == 6  # the first chunk committed, the second lost
         # a new process: fresh oracle and labeller, state restored from SQL
-        result = label_movie(
-            movies[:1], store, face_model, GalleryOracle(gallery), _config(face_model), progress=False
-        )
+        result = _label(store, movies[:1], face_model, gallery)
         assert not result.videos[0].get("skipped")
         assert _rows(store, "part1") == whole
         assert store.counts()["face_rows"] == len(whole)  # nothing doubled
@@ -104,15 +106,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_labels(
 def test_reopened_movie_is_extended_with_its_databases_and_strangers(tmp_path, movies, face_model, gallery):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     with Store(url) as store:
-        label_movie(
-            movies[:1],
-            store,
-            face_model,
-            GalleryOracle(gallery),
-            _config(face_model),
-            movie="film",
-            progress=False,
-        )
+        _label(store, movies[:1], face_model, gallery, movie="film")
         [film] = store.face_movies()
         before = store.load_face_features(film.id)
     with Store(url) as store:
@@ -128,15 +122,7 @@ def test_reopened_movie_is_extended_with_its_databases_and_strangers(tmp_path, m
         assert after[1][2].sum() > before[1][2].sum()
     # the whole movie in one go labels the same faces in part 1
     with Store(f"sqlite:///{tmp_path / 'once.db'}") as store:
-        label_movie(
-            movies,
-            store,
-            face_model,
-            GalleryOracle(gallery),
-            _config(face_model),
-            movie="film",
-            progress=False,
-        )
+        _label(store, movies, face_model, gallery, movie="film")
         once = _rows(store, "film")
     with Store(url) as store:
         assert _rows(store, "film") == once
@@ -149,9 +135,7 @@ def test_other_face_model_cannot_extend_a_movie(tmp_path, movies, face_model, ga
 
     other = FaceMXN(MXNModel(build_network(face_spec(width=0.125, input_size=32, exits=(3, 5)), seed=1), []))
     with Store(f"sqlite:///{tmp_path / 'x.db'}") as store:
-        label_movie(
-            movies[:1], store, face_model, GalleryOracle(gallery), _config(face_model), progress=False
-        )
+        _label(store, movies[:1], face_model, gallery)
         with pytest.raises(StoreError, match="another face model"):
             MovieLabeller(store, "part1", other, GalleryOracle(gallery), FaceConfig((None, None)))
     with pytest.raises(ValueError, match="thresholds for a face model with"):
