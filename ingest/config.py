@@ -47,6 +47,12 @@ class IngestConfig:
             the last chunk boundary. Each chunk warms its own background
             model on the frames before it, so resumed and uninterrupted
             runs find the same objects. Rounded up to a multiple of ``stride``.
+        range_frames: frames per range, the unit of parallel work: a long video
+            is split into ranges that run in any order, in any process (Dask
+            workers), each clustering on its own; the ranges' clusters are
+            merged when the run finishes (:mod:`ingest.merging`). Part of the
+            index (it shapes the clusters), never of how many workers run.
+            Rounded up to a multiple of ``chunk_frames``.
         skip_static: skip frames in which no block changed (DeepMon's test).
         batch_size: crops per CNN batch.
         crop_expand: context added around each box before the square crop.
@@ -61,6 +67,7 @@ class IngestConfig:
     max_clusters: int = 100
     stride: int = 1
     chunk_frames: int = 900
+    range_frames: int = 9000
     skip_static: bool = False
     batch_size: int = 64
     crop_expand: float = 0.1
@@ -93,6 +100,11 @@ class IngestConfig:
         if self.chunk_frames % self.stride:
             rounded = -(-self.chunk_frames // self.stride) * self.stride
             object.__setattr__(self, "chunk_frames", rounded)
+        if self.range_frames < 1:
+            raise ConfigError(f"range_frames must be >= 1, got {self.range_frames}")
+        if self.range_frames % self.chunk_frames:
+            rounded = -(-self.range_frames // self.chunk_frames) * self.chunk_frames
+            object.__setattr__(self, "range_frames", rounded)
 
     def resolve(self, num_exits: int) -> IngestConfig:
         """The same settings with the model-dependent defaults filled in and checked against it."""

@@ -157,12 +157,15 @@ def read_frames(
         capture.release()
 
 
-def check_complete(info: VideoInfo, frames_seen: int, tolerance: int = 2) -> None:
+def check_complete(info: VideoInfo, frames_seen: int, tolerance: int = 2, until: int | None = None) -> None:
     """Raise :class:`VideoError` when decoding ended well before the container's frame count.
 
     Containers round their counts, so a couple of frames of slack are allowed.
+    ``until`` checks a range of frames instead: decoding must reach it (or the
+    frame count, whichever comes first).
     """
-    if info.frame_count and frames_seen < info.frame_count - tolerance:
+    expected = info.frame_count if until is None else min(until, info.frame_count or until)
+    if expected and frames_seen < expected - tolerance:
         raise VideoError(
             f"{info.name}: truncated or damaged: decoding stopped at frame {frames_seen} "
             f"of the {info.frame_count} the container announces"

@@ -5,14 +5,22 @@ background subtraction -> boxes -> square crops -> one batched pass of the
 staged engine over the chosen exits -> top-k aggregation -> per-label
 clustering -> one SQL transaction per chunk.
 
+A run is split into ranges of frames (:mod:`ingest.ranges`), each ingested on
+its own and clustered on its own; when all are done their clusters are
+merged (:mod:`ingest.merging`) as the run is marked done. One process runs
+the ranges one after another; :mod:`ingest.distributed` hands them to Dask
+workers. Both build the same index.
+
 Nothing lost, nothing doubled:
 
 * each video is a run with a status; queries see only ``done`` runs;
-* a chunk (objects, labels, cluster updates and the resume point) commits
-  in one transaction, so a killed run leaves whole chunks only;
-* the next ingest of that video with the same settings resumes at the last
-  chunk boundary, reloading the clustering state from SQL; with other
-  settings it discards the unfinished run and starts over;
+* a chunk (objects, labels, cluster updates and the range's resume point)
+  commits in one transaction, so a killed run leaves whole chunks only;
+  a chunk commits only while its attempt still owns the range;
+* the next ingest of that video with the same settings resumes every
+  unfinished range at its last chunk boundary, reloading its clustering
+  state from SQL; with other settings it discards the unfinished run and
+  starts over;
 * a video already indexed (same content hash and mode) is skipped unless
   ``force``, and a forced re-ingest replaces the old index only when it
   completes.
@@ -22,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,18 +47,15 @@ from ingest.clustering import IncrementalClusterer, normalise
 from ingest.config import IngestConfig
 from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
 from ingest.extraction import FrameChangeTest, ObjectExtractor
+from ingest.merging import plan_merges
+from ingest.ranges import COUNTERS, TIMERS, plan_ranges, run_stats
 from mxn.images import square_crop
 from mxn.modelfile import MXNModel, model_sha
-from storage.records import ObjectRecord, RunRecord, VideoInfo
+from storage.records import ObjectRecord, RangeRecord, RunRecord, VideoInfo, range_seq_base
 from storage.store import Store
 from storage.vectors import single_thread_faiss
 
 log = logging.getLogger(__name__)
-
-#: Counters a run accumulates (over resumes too).
-COUNTERS = ("frames", "frames_skipped", "objects", "indexing")
-#: Seconds per stage.
-TIMERS = ("decode_s", "extract_s", "model_s", "cluster_s", "store_s")
 
 
 @dataclass
@@ -85,9 +92,9 @@ class _Timer:
 
 
 def _chunk_frames(
-    path: str, info: VideoInfo, config: IngestConfig, start: int
+    path: str, info: VideoInfo, config: IngestConfig, start: int, end: int | None
 ) -> Iterator[tuple[bool, DecodedFrame]]:
-    """``(is_warmup, frame)`` from ``start``: the ``warmup`` sampled frames before it first.
+    """``(is_warmup, frame)`` from ``start`` to ``end``: the ``warmup`` sampled frames before it first.
 
     At the very start of a video there are no frames before it, so its first
     ``warmup`` sampled frames are decoded twice: once to warm, once to process.
@@ -96,9 +103,9 @@ def _chunk_frames(
     if start == 0:
         for frame in iter_frames(path, 0, warm, config.stride, info.fps):
             yield True, frame
-        yield from ((False, f) for f in iter_frames(path, 0, None, config.stride, info.fps))
+        yield from ((False, f) for f in iter_frames(path, 0, end, config.stride, info.fps))
     else:
-        for frame in iter_frames(path, max(0, start - warm), None, config.stride, info.fps):
+        for frame in iter_frames(path, max(0, start - warm), end, config.stride, info.fps):
             yield frame.index < start, frame
 
 
@@ -123,15 +130,17 @@ def detect_objects(
     config: IngestConfig,
     start: int = 0,
     stats: dict[str, Any] | None = None,
+    end: int | None = None,
 ) -> Iterator[Detection | ChunkEnd]:
-    """Moving objects of every sampled frame from ``start`` on, chunk by chunk.
+    """Moving objects of every sampled frame from ``start`` to ``end`` (None: the end), chunk by chunk.
 
     Each chunk gets a fresh background model warmed on the ``warmup``
     sampled frames before it, so what a chunk finds never depends on where
     a run started: a resumed run, or a worker given one range of frames,
     finds exactly the objects an uninterrupted run does. ``stats`` (when
     given) accumulates ``frames``, ``frames_skipped``, ``decode_s`` and
-    ``extract_s``. Raises :class:`VideoError` when the video ends early.
+    ``extract_s``. Raises :class:`VideoError` when the video ends early
+    (before ``end``, or before the container's frame count).
     """
     c = config
     stats = {} if stats is None else stats
@@ -141,7 +150,7 @@ def detect_objects(
     warm_frames: deque[np.ndarray] = deque(maxlen=c.extractor.warmup)  # at the model's scale
     chunk_end, extractor, change = start, None, None
     last_index = start - 1
-    frames = _chunk_frames(str(path), info, c, start)
+    frames = _chunk_frames(str(path), info, c, start, end)
     while True:
         with _Timer(stats, "decode_s"):
             item = next(frames, None)
@@ -168,13 +177,24 @@ def detect_objects(
                     boxes = np.zeros((0, 4), np.int32)
             yield Detection(frame, boxes)
         warm_frames.append(shrinker.shrink(frame.image))
-    check_complete(info, last_index + 1, tolerance=c.stride + 2)
+    check_complete(info, last_index + 1, tolerance=c.stride + 2, until=end)
     if extractor is not None:
         yield ChunkEnd(last_index + 1)
 
 
+def attempt_owner() -> str:
+    """A name for one attempt at a range: host, process and a random tag (unique per call)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class VideoIngest:
-    """Ingest of one video into one store with one model (see the module docstring)."""
+    """Ingest of videos into one store with one model (see the module docstring).
+
+    :meth:`ingest` does a whole video in this process. The distributed ingest
+    (:mod:`ingest.distributed`) calls the same three steps itself:
+    :meth:`prepare` (here), :meth:`ingest_range` (on the workers, one range
+    each) and :meth:`finish` (here), so both build the same index.
+    """
 
     def __init__(
         self,
@@ -194,7 +214,11 @@ class VideoIngest:
 
     # -- run bookkeeping ----------------------------------------------------
 
-    def _prepare_run(self, info: VideoInfo, force: bool) -> tuple[RunRecord | None, str]:
+    def prepare(self, info: VideoInfo, force: bool = False) -> tuple[RunRecord, str]:
+        """The run to work on and what to do with it: ``"skipped"``, ``"resume"`` or ``"start"``.
+
+        A new run is split into ranges of ``range_frames`` frames.
+        """
         video = self.store.add_video(info)
         runs = self.store.runs(video.id)
         mine = [r for r in runs if r.mode == self.config.mode]
@@ -209,59 +233,97 @@ class VideoIngest:
             if run.status != "done":
                 log.info("discarding unfinished run %d of %s (other settings or failed)", run.id, info.name)
                 self.store.discard_run(run.id)
-        return self.store.start_run(video.id, self.config.mode, key, self.sha), "start"
+        ranges = plan_ranges(info.frame_count, self.config.range_frames)
+        return self.store.start_run(video.id, self.config.mode, key, self.sha, ranges), "start"
 
     def ingest(self, path: str | os.PathLike, force: bool = False) -> IngestResult:
-        """Index one video; raises :class:`VideoError` for unreadable files."""
+        """Index one video, range after range; raises :class:`VideoError` for unreadable files."""
         path = str(path)
         info = probe(path)
-        run, action = self._prepare_run(info, force)
-        assert run is not None
+        run, action = self.prepare(info, force)
         if action == "skipped":
             return IngestResult(info.name, "skipped", run.id, stats=run.stats)
+        ranges = self.store.ranges(run.id)
+        pending = [r for r in ranges if r.status != "done"]
+        resumed_from = pending[0].next_frame if action == "resume" and pending else 0
+        sampled = -(-(info.frame_count or 0) // self.config.stride) or None
+        done_frames = sum(-(-(r.next_frame - r.start_frame) // self.config.stride) for r in ranges)
+        bar = tqdm(total=sampled, initial=done_frames, desc=f"ingest {info.name}", unit="frame",
+                   disable=not self.progress)  # fmt: skip
         try:
-            stats = self._process(path, info, run)
+            for r in pending:
+                self.ingest_range(path, info, run, r.index, bar=bar)
         except VideoError as err:
             self.store.fail_run(run.id, str(err))
             raise
-        done = self.store.finish_run(run.id, stats)
-        return IngestResult(info.name, "done", done.id, resumed_from=run.next_frame, stats=stats)
+        finally:
+            bar.close()
+        return self.finish(run, info.name, resumed_from)
+
+    def finish(
+        self, run: RunRecord, name: str, resumed_from: int = 0, extra: dict[str, Any] | None = None
+    ) -> IngestResult:
+        """Merge the ranges' clusters and mark the run done (one transaction); ``extra`` joins the stats."""
+        ranges = self.store.ranges(run.id)
+        stats = run_stats(ranges)
+        merges = []
+        clusters = sum(int(r.stats.get("clusters", 0)) for r in ranges)
+        if len(ranges) > 1:
+            every = self.store.load_clusters(run.id, active_only=False)
+            merges = plan_merges(every, self.config.cluster_threshold)
+        absorbed = sum(len(m.absorbed) for m in merges)
+        stats |= {"clusters": clusters - absorbed, "clusters_merged": absorbed, **(extra or {})}
+        done = self.store.finish_run(run.id, stats, merges)
+        return IngestResult(name, "done", done.id, resumed_from=resumed_from, stats=stats)
 
     # -- the work -----------------------------------------------------------
 
-    def _process(self, path: str, info: VideoInfo, run: RunRecord) -> dict[str, Any]:
+    def ingest_range(
+        self, path: str, info: VideoInfo, run: RunRecord, index: int, bar: tqdm | None = None
+    ) -> dict[str, Any]:
+        """Claim range ``index`` of ``run``, ingest it from its resume point, mark it done; its stats.
+
+        Raises :class:`VideoError` when the video cannot be decoded through
+        the range (the range stays unfinished, its committed chunks kept).
+        """
+        owner = attempt_owner()
+        rng = self.store.claim_range(run.id, index, owner)
+        stats = self._process(path, info, run, rng, owner, bar)
+        self.store.finish_range(run.id, index, stats, owner)
+        return stats
+
+    def _process(
+        self, path: str, info: VideoInfo, run: RunRecord, rng: RangeRecord, owner: str, bar: tqdm | None
+    ) -> dict[str, Any]:
         c = self.config
-        stats: dict[str, Any] = {k: run.stats.get(k, 0) for k in COUNTERS}
-        stats |= {k: run.stats.get(k, 0.0) for k in (*TIMERS, "seconds")}
+        stats: dict[str, Any] = {k: rng.stats.get(k, 0) for k in COUNTERS}
+        stats |= {k: rng.stats.get(k, 0.0) for k in (*TIMERS, "seconds")}
         seconds_before, began = stats["seconds"], time.perf_counter()
+        base = range_seq_base(rng.index)
+        restored = self.store.load_clusters(run.id, active_only=False, range_index=rng.index)
         chunk = _Chunk(
-            IncrementalClusterer(
-                c.cluster_threshold, c.max_clusters, self.store.load_clusters(run.id, active_only=False)
-            ),
-            next_seq=int(run.stats.get("next_object_seq", 0)),
+            IncrementalClusterer(c.cluster_threshold, c.max_clusters, restored, next_seq=base),
+            next_seq=int(rng.stats.get("next_object_seq", base)),
         )
-        sampled = -(-(info.frame_count or 0) // c.stride) or None
-        bar = tqdm(total=sampled, initial=-(-run.next_frame // c.stride), desc=f"ingest {info.name}",
-                   unit="frame", disable=not self.progress)  # fmt: skip
-        try:
-            for event in detect_objects(path, info, c, run.next_frame, stats):
-                if isinstance(event, ChunkEnd):
-                    self._classify(chunk, stats)
-                    stats["seconds"] = seconds_before + time.perf_counter() - began
-                    self._commit(run, chunk, stats, event.next_frame)
-                    continue
+        commit = _Committer(self.store, run.id, rng.index, owner, self.on_chunk)
+        for event in detect_objects(path, info, c, rng.next_frame, stats, end=rng.end_frame):
+            if isinstance(event, ChunkEnd):
+                self._classify(chunk, stats)
+                stats["seconds"] = seconds_before + time.perf_counter() - began
+                commit(chunk, stats, event.next_frame)
+                continue
+            if bar is not None:
                 bar.update(1)
-                frame = event.frame
-                for box in event.boxes:
-                    box = tuple(int(v) for v in box)
-                    crop = square_crop(frame.image, box, self.model.spec.input_size, expand=c.crop_expand)
-                    chunk.waiting.append((frame.index, frame.time, box, crop))
-                if len(chunk.waiting) >= c.batch_size:
-                    self._classify(chunk, stats)
-        finally:
-            bar.close()
+            frame = event.frame
+            for box in event.boxes:
+                box = tuple(int(v) for v in box)
+                crop = square_crop(frame.image, box, self.model.spec.input_size, expand=c.crop_expand)
+                chunk.waiting.append((frame.index, frame.time, box, crop))
+            if len(chunk.waiting) >= c.batch_size:
+                self._classify(chunk, stats)
         stats["seconds"] = seconds_before + time.perf_counter() - began
-        stats["frames_per_s"] = stats["frames"] / max(stats["seconds"], 1e-9)
+        stats["next_object_seq"] = chunk.next_seq
+        stats["clusters"] = chunk.clusterer.next_seq - base
         return stats
 
     def _classify(self, chunk: _Chunk, stats: dict[str, Any]) -> None:
@@ -292,16 +354,6 @@ class VideoIngest:
         stats["indexing"] += indexing_count(mask)
         chunk.waiting = []
 
-    def _commit(self, run: RunRecord, chunk: _Chunk, stats: dict[str, Any], next_frame: int) -> None:
-        """Store one classified chunk (objects, cluster changes, resume point) in one transaction."""
-        stats["next_object_seq"] = chunk.next_seq
-        stats["clusters"] = chunk.clusterer.next_seq
-        with _Timer(stats, "store_s"):
-            self.store.commit_chunk(run.id, next_frame, chunk.objects, chunk.clusterer.take_changes(), stats)
-        chunk.objects = []
-        if self.on_chunk is not None:
-            self.on_chunk(next_frame)
-
 
 @dataclass
 class _Chunk:
@@ -313,6 +365,35 @@ class _Chunk:
     objects: list[ObjectRecord] = field(default_factory=list)
 
 
+@dataclass
+class _Committer:
+    """Stores classified chunks of one range for one attempt, in one transaction each."""
+
+    store: Store
+    run_id: int
+    index: int
+    owner: str
+    on_chunk: Callable[[int], None] | None
+
+    def __call__(self, chunk: _Chunk, stats: dict[str, Any], next_frame: int) -> None:
+        """Objects, cluster changes and the range's resume point, atomically."""
+        stats["next_object_seq"] = chunk.next_seq
+        stats["clusters"] = chunk.clusterer.next_seq - range_seq_base(self.index)
+        with _Timer(stats, "store_s"):
+            self.store.commit_chunk(
+                self.run_id,
+                next_frame,
+                chunk.objects,
+                chunk.clusterer.take_changes(),
+                stats,
+                range_index=self.index,
+                owner=self.owner,
+            )
+        chunk.objects = []
+        if self.on_chunk is not None:
+            self.on_chunk(next_frame)
+
+
 def ingest_videos(
     paths: Sequence[str | os.PathLike],
     store: Store,
@@ -321,7 +402,7 @@ def ingest_videos(
     force: bool = False,
     progress: bool = True,
 ) -> list[IngestResult]:
-    """Ingest every video; a bad one is reported as failed and the others still run."""
+    """Ingest every video in this process; a bad one is reported as failed and the others still run."""
     runner = VideoIngest(store, model, config, progress=progress)
     results = []
     for path in paths:

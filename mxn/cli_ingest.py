@@ -19,6 +19,14 @@ Examples:
 
   mxn ingest traffic.mp4 --mode gt-all --db truth.db   # the reference index queries are judged against
 
+  mxn ingest cams/*.mp4 --workers 4 --db postgresql+psycopg://me@127.0.0.1/traffic   # a local Dask cluster
+
+  mxn ingest cams/*.mp4 --scheduler tcp://10.0.0.5:8786 --db postgresql+psycopg://me@dbhost/traffic
+
+Long videos are split into ranges of --range-frames frames; with --workers or
+--scheduler the ranges run in parallel. The index is the same whichever way it
+runs (the same --range-frames gives the same ranges).
+
 A killed ingest resumes where it stopped when the same command runs again.
 A video already in the store (same content) is skipped unless --force.
 """
@@ -64,6 +72,15 @@ def _exits(text: str | None) -> tuple[int, ...] | None:
 @click.option("--min-area", type=int, default=60, show_default=True, help="Smallest object mask, in pixels.")
 @click.option("--skip-static", is_flag=True, help="Skip frames where no block changed (DeepMon's test).")
 @click.option("--chunk-frames", type=int, default=900, show_default=True, help="Frames per committed chunk.")
+@click.option(
+    "--range-frames",
+    type=int,
+    default=9000,
+    show_default=True,
+    help="Frames per range, the unit of parallel work (part of the index: keep it to resume).",
+)
+@click.option("--workers", type=int, default=None, help="Ingest on a local Dask cluster of N processes.")
+@click.option("--scheduler", default=None, help="Ingest on an existing Dask cluster (tcp://HOST:PORT).")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the store.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the statistics as JSON.")
@@ -83,6 +100,9 @@ def ingest(
     min_area: int,
     skip_static: bool,
     chunk_frames: int,
+    range_frames: int,
+    workers: int | None,
+    scheduler: str | None,
     force: bool,
     quiet: bool,
     json_out: str | None,
@@ -91,9 +111,14 @@ def ingest(
     from ingest.config import IngestConfig
     from ingest.extraction import ExtractorConfig
     from ingest.run import ingest_videos
-    from mxn.defaults import load_default_model
+    from mxn.defaults import default_model_path
     from mxn.modelfile import load_model
     from storage.store import Store, default_url
+
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler (an existing one), not both")
+    if workers is not None and workers < 1:
+        raise click.BadParameter(f"must be >= 1, got {workers}", param_hint="--workers")
 
     config = IngestConfig(
         mode=mode,
@@ -104,21 +129,29 @@ def ingest(
         max_clusters=max_clusters,
         stride=stride,
         chunk_frames=chunk_frames,
+        range_frames=range_frames,
         skip_static=skip_static,
         extractor=ExtractorConfig(warmup=warmup, min_area=min_area),
     )
-    model = (
-        load_model(model_path) if model_path else load_default_model("gt" if mode == "gt-all" else "ingest")
-    )
+    model_file = model_path or default_model_path("gt" if mode == "gt-all" else "ingest")
+    model = load_model(model_file)
     url = db or default_url()
-    with Store(url) as store:
-        try:
-            results = ingest_videos(videos, store, model, config, force=force, progress=not quiet)
-        except KeyboardInterrupt:
-            click.echo(
-                "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
-            )
-            raise SystemExit(130) from None
+    try:
+        if workers is None and scheduler is None:
+            with Store(url) as store:
+                results = ingest_videos(videos, store, model, config, force=force, progress=not quiet)
+        else:
+            from ingest.distributed import ingest_videos_distributed
+
+            results = ingest_videos_distributed(
+                videos, url, model_file, config, workers=workers, scheduler=scheduler, force=force,
+                progress=not quiet,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
+        )
+        raise SystemExit(130) from None
     _print_results(results)
     data: dict[str, Any] = {"db": url, "config": config.resolve(model.spec.num_exits).index_key()}
     data["videos"] = [r.to_dict() for r in results]
@@ -141,6 +174,10 @@ def _print_results(results) -> None:
         note = "already indexed (--force to redo)" if r.status == "skipped" else "done"
         if r.resumed_from:
             note += f", resumed at frame {r.resumed_from}"
+        if s.get("ranges", 1) > 1:
+            note += f", {s['ranges']} ranges ({s.get('clusters_merged', 0)} clusters merged)"
+        # on workers the ranges' seconds overlap: the wall time is what a user waited
+        seconds = s.get("wall_s", s.get("seconds", 0.0))
         rows.append(
             [
                 r.video,
@@ -149,8 +186,8 @@ def _print_results(results) -> None:
                 s.get("objects", 0),
                 s.get("indexing", 0),
                 s.get("clusters", 0),
-                f"{s.get('seconds', 0.0):.1f}",
-                f"{s.get('frames_per_s', 0.0):.1f}",
+                f"{seconds:.1f}",
+                f"{s.get('frames', 0) / max(seconds, 1e-9):.1f}",
                 note,
             ]
         )

@@ -69,12 +69,13 @@ import tensorflow as tf  # noqa: E402
 from ingest.aggregation import indexing_count, topk_mask  # noqa: E402
 from ingest.config import IngestConfig  # noqa: E402
 from ingest.decode import probe  # noqa: E402
+from ingest.distributed import DistributedIngest, dask_client  # noqa: E402
 from ingest.extraction import ExtractorConfig  # noqa: E402
 from ingest.run import Detection, VideoIngest, detect_objects  # noqa: E402
-from mxn.defaults import load_default_model  # noqa: E402
+from mxn.defaults import default_model_path, load_default_model  # noqa: E402
 from mxn.flops import exit_macs  # noqa: E402
 from mxn.images import square_crop  # noqa: E402
-from mxn.modelfile import MXNModel  # noqa: E402
+from mxn.modelfile import MXNModel, load_model  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.presets import PRESETS  # noqa: E402
 from mxn.world.video import render_clip  # noqa: E402
@@ -117,6 +118,8 @@ class Settings:
     chunk_frames: int
     memory_preset: str
     memory_seconds: tuple[float, float]
+    workers_seconds: float  # the clip of the workers check (same preset as the memory check)
+    workers_ranges: int  # ranges it is split into (each a whole number of chunks)
 
     def config(self, **changes: Any) -> IngestConfig:
         """The ingest settings every run of this benchmark shares, with ``changes``."""
@@ -128,12 +131,12 @@ class Settings:
 QUICK = Settings(
     quick=True, presets=tuple(PRESETS), seconds=6.0, size=(320, 180), fps=15.0, seed=0, rounds=1,
     floor_repeats=1, timing_objects=256, timing_repeats=3, warmup=15, chunk_frames=30,
-    memory_preset="downtown", memory_seconds=(10.0, 60.0),
+    memory_preset="downtown", memory_seconds=(10.0, 60.0), workers_seconds=16.0, workers_ranges=4,
 )  # fmt: skip
 FULL = Settings(
     quick=False, presets=tuple(PRESETS), seconds=60.0, size=(640, 360), fps=30.0, seed=0, rounds=2,
     floor_repeats=2, timing_objects=2048, timing_repeats=5, warmup=45, chunk_frames=900,
-    memory_preset="downtown", memory_seconds=(60.0, 600.0),
+    memory_preset="downtown", memory_seconds=(60.0, 600.0), workers_seconds=120.0, workers_ranges=4,
 )  # fmt: skip
 
 
@@ -782,6 +785,79 @@ def bench_memory(settings: Settings, tmp: Path, mxn: dict[str, Any] | None) -> d
     return out
 
 
+def bench_workers(settings: Settings, tmp: Path, mxn: dict[str, Any] | None) -> dict[str, Any]:
+    """Throughput of one clip ingested in one process, then on local Dask clusters of 1 and 2 workers.
+
+    The clip is split into ``workers_ranges`` ranges, the same in every run,
+    so all three build the same index. Each run writes a fresh SQLite file
+    (the two workers' writers take turns on it). The workers load the model
+    and trace its graphs before the clock starts (``DistributedIngest`` does
+    this); cluster start-up is not timed.
+    """
+    exits, topk = (tuple(mxn["exits"]), mxn["topk"]) if mxn else (None, 2)
+    clip = render_clip(
+        tmp / "workers.mp4", settings.memory_preset, settings.workers_seconds, settings.seed,
+        settings.size, settings.fps, progress=False,
+    )  # fmt: skip
+    frames = probe(clip.video).frame_count
+    chunks = -(-frames // settings.chunk_frames)
+    range_frames = settings.chunk_frames * -(-chunks // settings.workers_ranges)
+    config = settings.config(mode="mxn", exits=exits, topk=topk, range_frames=range_frames)
+    model_path = default_model_path("ingest")
+    out: dict[str, Any] = {"preset": settings.memory_preset, "frames": frames, "range_frames": range_frames}
+    runs: dict[str, dict[str, Any]] = {}
+    store = Store(f"sqlite:///{tmp / 'workers-0.db'}")
+    single = VideoIngest(store, load_model(model_path), config, progress=False)
+    size = single.model.spec.input_size
+    warm_graphs(single.model, config, np.zeros((4, size, size, 3), np.uint8))
+    watch, start = CpuWatch.start(), time.perf_counter()
+    result = single.ingest(clip.video)
+    runs["process"] = {
+        "wall_s": time.perf_counter() - start,
+        "other_processes_cpu_share": watch.others_share(),
+    }
+    runs["process"] |= {"objects": result.stats["objects"], "ranges": result.stats["ranges"]}
+    store.close()
+    for workers in (1, 2):
+        url = f"sqlite:///{tmp / f'workers-{workers}.db'}"
+        with (
+            dask_client(workers=workers) as client,
+            DistributedIngest(url, model_path, config, client, progress=False) as runner,
+        ):
+            start = time.perf_counter()
+            [result] = runner.ingest([clip.video])
+            wall = time.perf_counter() - start
+        if result.status != "done":
+            raise RuntimeError(f"distributed ingest with {workers} workers failed: {result.error}")
+        # the workers are other processes, so the others' CPU share would count them: not reported
+        stats = result.stats
+        runs[f"workers_{workers}"] = {"wall_s": wall, "objects": stats["objects"], "ranges": stats["ranges"]}
+    for run in runs.values():
+        run["frames_per_s"] = frames / run["wall_s"]
+    out["runs"] = runs
+    out["same_objects"] = len({run["objects"] for run in runs.values()}) == 1
+    out["speedup_2_vs_1_workers"] = runs["workers_1"]["wall_s"] / runs["workers_2"]["wall_s"]
+    out["speedup_2_workers_vs_process"] = runs["process"]["wall_s"] / runs["workers_2"]["wall_s"]
+    clip.video.unlink()
+    return out
+
+
+def print_workers(workers: dict[str, Any]) -> None:
+    print(
+        f"\nworkers ({workers['preset']}, {workers['frames']} frames in ranges of {workers['range_frames']}):"
+    )
+    for name, run in workers["runs"].items():
+        print(
+            f"  {name:10s} {run['wall_s']:6.1f} s  {run['frames_per_s']:6.1f} frames/s  "
+            f"{run['objects']} objects"
+        )
+    print(
+        f"  2 workers vs 1: {workers['speedup_2_vs_1_workers']:.2f}x; "
+        f"vs one process without Dask: {workers['speedup_2_workers_vs_process']:.2f}x "
+        f"({os.cpu_count()} CPUs)"
+    )
+
+
 # -- targets and report ---------------------------------------------------------------------------------
 
 
@@ -917,6 +993,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-preset", choices=sorted(PRESETS), help="preset of the memory check")
     parser.add_argument("--memory-seconds", help="the two clip lengths of the memory check, e.g. 60,600")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
+    parser.add_argument("--no-workers", action="store_true", help="skip the Dask workers check")
     parser.add_argument(
         "--faiss-threads",
         type=int,
@@ -972,6 +1049,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_memory:
             chosen = presets.get(settings.memory_preset, {}).get("mxn_config")
             memory = bench_memory(settings, Path(tmp), chosen)
+        workers = None
+        if not args.no_workers:
+            chosen = presets.get(settings.memory_preset, {}).get("mxn_config")
+            workers = bench_workers(settings, Path(tmp), chosen)
     detail, met = evaluate_targets(presets, memory)
     print_table(presets)
     print_stages(presets)
@@ -983,6 +1064,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"peak RSS {memory['peak_rss_mb'][0]:.0f} -> {memory['peak_rss_mb'][1]:.0f} MB, "
             f"ratio {memory['ratio']:.3f}"
         )
+    if workers:
+        print_workers(workers)
     print_targets(detail)
     elapsed = time.perf_counter() - started
     print(
@@ -995,6 +1078,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": config,
             "presets": presets,
             "memory": memory,
+            "workers": workers,
             "targets": detail,
             "targets_met": met,
             "paper": PAPER,

@@ -2,9 +2,11 @@
 indexes derived from it (DESIGN.md section 4.6). Imports no other mxn stage."""
 
 from storage.records import (
+    ClusterMerge,
     ClusterRecord,
     ClusterState,
     ObjectRecord,
+    RangeRecord,
     RunRecord,
     StoredObject,
     VideoInfo,
@@ -15,10 +17,12 @@ from storage.vectors import ClusterVectors
 
 __all__ = [
     "DEFAULT_URL",
+    "ClusterMerge",
     "ClusterRecord",
     "ClusterState",
     "ClusterVectors",
     "ObjectRecord",
+    "RangeRecord",
     "RunRecord",
     "Store",
     "StoreError",

@@ -49,6 +49,39 @@ class RunRecord:
     error: str | None = None
 
 
+#: What a range of a run can be (``pending`` until some process claims it).
+RANGE_STATUSES = ("pending", "running", "done")
+
+#: A range's objects and clusters are numbered from ``index << RANGE_SEQ_BITS``.
+RANGE_SEQ_BITS = 32
+
+
+def range_seq_base(index: int) -> int:
+    """The first object (and cluster) seq of range ``index``."""
+    return int(index) << RANGE_SEQ_BITS
+
+
+def seq_range_index(seq: int) -> int:
+    """The range an object or cluster seq belongs to."""
+    return int(seq) >> RANGE_SEQ_BITS
+
+
+@dataclass(frozen=True)
+class RangeRecord:
+    """One range of frames of a run: ``[start_frame, end_frame)`` (``end_frame`` None: to the end)."""
+
+    run_id: int
+    index: int
+    start_frame: int
+    end_frame: int | None
+    status: str  # one of RANGE_STATUSES
+    next_frame: int  # frames of the range below this are committed
+    stats: dict[str, Any]
+    owner: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
 @dataclass
 class ObjectRecord:
     """One detected object. ``seq`` numbers the run's objects from 0 (client-side key)."""
@@ -80,6 +113,18 @@ class ClusterState:
     first_time: float = 0.0
     last_time: float = 0.0
     new_members: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterMerge:
+    """Clusters of later ranges folded into one of an earlier range when a run finishes.
+
+    ``into`` is the surviving cluster with its merged centroid, size and times;
+    the clusters ``absorbed`` (seqs) hand it their members and are deleted.
+    """
+
+    into: ClusterState
+    absorbed: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when the tables change; a store refuses a database of another version.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-#: Versions a store upgrades in place (each only added tables).
-UPGRADABLE_FROM = (1, 2)
+#: Versions a store upgrades in place (each added tables; version 4 also widened
+#: ``objects.seq`` and ``clusters.seq`` to 64 bits, see :data:`WIDENED_COLUMNS`).
+UPGRADABLE_FROM = (1, 2, 3)
+
+#: Columns that version 4 widened from INTEGER to BIGINT: a range's seqs start at
+#: ``range_index << 32`` (see :class:`IngestRange`). SQLite's INTEGER already is 64-bit.
+WIDENED_COLUMNS = (("objects", "seq"), ("clusters", "seq"))
 
 #: BIGINT on PostgreSQL (objects outgrow 2^31 over many videos); on SQLite only
 #: ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid, so the variant says INTEGER.
@@ -103,6 +108,31 @@ class IngestRun(Base):
     finished_at: Mapped[datetime | None]
 
 
+class IngestRange(Base):
+    """One range of frames of a run (added in schema version 4): the unit of work and of resumption.
+
+    A run is split into ranges of ``range_frames`` frames; each range is ingested
+    on its own (by one process or by a Dask worker), commits chunk by chunk and
+    resumes at ``next_frame``. Its objects and clusters are numbered from
+    ``index << 32`` so ranges never collide, whoever runs them. ``owner`` names
+    the attempt that holds the range: a chunk commits only while its attempt
+    still owns the range, so a worker presumed dead cannot write beside its retry.
+    """
+
+    __tablename__ = "ingest_ranges"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    start_frame: Mapped[int]
+    end_frame: Mapped[int | None]  # None: to the end of the video
+    status: Mapped[str] = mapped_column(String(16))
+    next_frame: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    owner: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class DetectedObject(Base):
     """A detected object; ``seq`` is the run's own number for it (the client-side key)."""
 
@@ -115,7 +145,7 @@ class DetectedObject(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
-    seq: Mapped[int]
+    seq: Mapped[int] = mapped_column(BigInteger)
     frame: Mapped[int]
     time: Mapped[float]
     x1: Mapped[int]
@@ -152,7 +182,7 @@ class Cluster(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"))
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"))
-    seq: Mapped[int]
+    seq: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[str] = mapped_column(String(128))
     centroid: Mapped[bytes]
     size: Mapped[int]

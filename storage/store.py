@@ -46,6 +46,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from storage import vectors as vec
 from storage.records import (
+    ClusterMerge,
     ClusterRecord,
     ClusterState,
     FaceFeatures,
@@ -54,15 +55,18 @@ from storage.records import (
     FaceRowRecord,
     FaceRunRecord,
     ObjectRecord,
+    RangeRecord,
     RunRecord,
     StoredObject,
     Verdict,
     VideoInfo,
     VideoRecord,
+    range_seq_base,
 )
 from storage.schema import (
     SCHEMA_VERSION,
     UPGRADABLE_FROM,
+    WIDENED_COLUMNS,
     Base,
     Cluster,
     ClusterMember,
@@ -70,6 +74,7 @@ from storage.schema import (
     FaceFeature,
     FaceMovie,
     FaceRun,
+    IngestRange,
     IngestRun,
     LabelledFace,
     ObjectLabel,
@@ -88,6 +93,7 @@ _BATCH = 1000
 
 VIDEOS = Video.__table__
 RUNS = IngestRun.__table__
+RANGES = IngestRange.__table__
 OBJECTS = DetectedObject.__table__
 LABELS = ObjectLabel.__table__
 CLUSTERS = Cluster.__table__
@@ -238,6 +244,9 @@ def _ensure_schema(conn: Connection) -> None:
         conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
     elif found in UPGRADABLE_FROM:
         Base.metadata.create_all(conn)  # creates only the missing tables
+        if conn.dialect.name == "postgresql":
+            for table, column in WIDENED_COLUMNS:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT")
         conn.execute(update(SCHEMA).where(SCHEMA.c.id == 1).values(version=SCHEMA_VERSION))
         log.info("upgraded the database schema from version %d to %d", found, SCHEMA_VERSION)
     elif found != SCHEMA_VERSION:
@@ -274,6 +283,21 @@ def _run_record(row: Row) -> RunRecord:
         status=row.status,
         next_frame=row.next_frame,
         stats=row.stats,
+        error=row.error,
+    )
+
+
+def _range_record(row: Row) -> RangeRecord:
+    return RangeRecord(
+        run_id=row.run_id,
+        index=row.index,
+        start_frame=row.start_frame,
+        end_frame=row.end_frame,
+        status=row.status,
+        next_frame=row.next_frame,
+        stats=row.stats,
+        owner=row.owner,
+        attempts=row.attempts,
         error=row.error,
     )
 
@@ -472,8 +496,20 @@ class Store:
             return [_video_record(r) for r in conn.execute(select(VIDEOS).order_by(VIDEOS.c.id))]
 
     # -- runs
-    def start_run(self, video_id: int, mode: str, config: dict[str, Any], model_sha: str) -> RunRecord:
-        """A new ``running`` run starting at frame 0."""
+    def start_run(
+        self,
+        video_id: int,
+        mode: str,
+        config: dict[str, Any],
+        model_sha: str,
+        ranges: Sequence[tuple[int, int | None]] = ((0, None),),
+    ) -> RunRecord:
+        """A new ``running`` run starting at frame 0, split into ``ranges`` (``(start, end)``, pending).
+
+        The default is one range over the whole video.
+        """
+        if not ranges:
+            raise ValueError("a run needs at least one range")
         values = {
             "video_id": video_id,
             "mode": mode,
@@ -486,7 +522,65 @@ class Store:
         }
         with self._begin(f"starting a run of video {video_id}") as conn:
             run_id = conn.execute(insert(RUNS).values(values)).inserted_primary_key[0]
+            rows = [
+                {
+                    "run_id": run_id,
+                    "index": i,
+                    "start_frame": int(start),
+                    "end_frame": None if end is None else int(end),
+                    "status": "pending",
+                    "next_frame": int(start),
+                    "stats": {},
+                    "attempts": 0,
+                }
+                for i, (start, end) in enumerate(ranges)
+            ]
+            conn.execute(insert(RANGES), rows)
             return self._run(conn, run_id)
+
+    # -- ranges of a run
+    def ranges(self, run_id: int) -> list[RangeRecord]:
+        """The ranges of a run, by index."""
+        stmt = select(RANGES).where(RANGES.c.run_id == run_id).order_by(RANGES.c.index)
+        with self._begin(f"listing the ranges of run {run_id}") as conn:
+            return [_range_record(r) for r in conn.execute(stmt)]
+
+    def claim_range(self, run_id: int, index: int, owner: str) -> RangeRecord:
+        """Make ``owner`` (one attempt of one process) the holder of a range that is not done yet.
+
+        A later claim takes the range over (a retry after a worker died);
+        from then on only the new owner's chunks commit.
+        """
+        with self._begin(f"claiming range {index} of run {run_id}") as conn:
+            self._run(conn, run_id, running="claim a range of")
+            done = conn.execute(
+                update(RANGES)
+                .where(RANGES.c.run_id == run_id, RANGES.c.index == index, RANGES.c.status != "done")
+                .values(status="running", owner=owner, attempts=RANGES.c.attempts + 1)
+            )
+            if done.rowcount != 1:
+                raise StoreError(f"range {index} of run {run_id} does not exist or is already done")
+            row = conn.execute(select(RANGES).where(RANGES.c.run_id == run_id, RANGES.c.index == index)).one()
+            return _range_record(row)
+
+    def _update_range(
+        self, conn: Connection, run_id: int, index: int, owner: str | None, what: str, **values: Any
+    ) -> None:
+        """Update a range that ``owner`` still holds (any holder when ``owner`` is None), or raise."""
+        conditions = [RANGES.c.run_id == run_id, RANGES.c.index == index, RANGES.c.status != "done"]
+        if owner is not None:
+            conditions.append(RANGES.c.owner == owner)
+        if conn.execute(update(RANGES).where(*conditions).values(**values)).rowcount != 1:
+            raise StoreError(
+                f"cannot {what} range {index} of run {run_id}: "
+                "it is done, missing, or another attempt holds it"
+            )
+
+    def finish_range(self, run_id: int, index: int, stats: dict[str, Any], owner: str | None = None) -> None:
+        """Mark a range done with its final statistics."""
+        with self._begin(f"finishing range {index} of run {run_id}") as conn:
+            self._run(conn, run_id, running="finish a range of")
+            self._update_range(conn, run_id, index, owner, "finish", status="done", stats=stats, error=None)
 
     def get_run(self, run_id: int) -> RunRecord:
         with self._begin(f"reading run {run_id}") as conn:
@@ -519,21 +613,26 @@ class Store:
         objects: list[ObjectRecord],
         clusters: list[ClusterState],
         stats: dict[str, Any],
+        *,
+        range_index: int = 0,
+        owner: str | None = None,
     ) -> None:
-        """Store one chunk atomically: its objects, the changed clusters, the new members, the progress.
+        """Store one chunk of a range atomically: objects, changed clusters, new members, the progress.
 
         ``clusters`` are upserted by (run, seq); their ``new_members`` (object seqs
         of this or earlier chunks) are appended and, once the transaction has
-        committed, cleared. On any error nothing of the chunk is written and the
-        lists stay as they were, so the caller may retry.
+        committed, cleared. ``next_frame`` and ``stats`` become the range's
+        resume point and statistics. With ``owner``, the chunk commits only
+        while that attempt holds the range. On any error nothing of the chunk
+        is written and the lists stay as they were, so the caller may retry.
         """
         with self._begin(f"committing a chunk of run {run_id}") as conn:
             run = self._run(conn, run_id, running="commit a chunk to")
+            self._update_range(
+                conn, run_id, range_index, owner, "commit a chunk to", next_frame=int(next_frame), stats=stats
+            )
             seq_ids = self._insert_objects(conn, run_id, objects)
             self._upsert_clusters(conn, run, clusters, seq_ids)
-            conn.execute(
-                update(RUNS).where(RUNS.c.id == run_id).values(next_frame=int(next_frame), stats=stats)
-            )
         for cluster in clusters:
             cluster.new_members.clear()
 
@@ -651,8 +750,10 @@ class Store:
         if members:
             _bulk_insert(conn, MEMBERS, members)
 
-    def load_clusters(self, run_id: int, active_only: bool = True) -> list[ClusterState]:
-        """A run's clusters exactly as ingest last committed them (to resume), ordered by seq."""
+    def load_clusters(
+        self, run_id: int, active_only: bool = True, range_index: int | None = None
+    ) -> list[ClusterState]:
+        """A run's clusters (of one range) exactly as ingest last committed them (to resume), by seq."""
         stmt = (
             select(
                 CLUSTERS.c.seq,
@@ -672,6 +773,9 @@ class Store:
         )
         if active_only:
             stmt = stmt.where(CLUSTERS.c.active.is_(True))
+        if range_index is not None:
+            low = range_seq_base(range_index)
+            stmt = stmt.where(CLUSTERS.c.seq >= low, CLUSTERS.c.seq < range_seq_base(range_index + 1))
         with self._begin(f"loading the clusters of run {run_id}") as conn:
             rows = conn.execute(stmt).all()
         return [
@@ -690,14 +794,24 @@ class Store:
             for r in rows
         ]
 
-    def finish_run(self, run_id: int, stats: dict[str, Any]) -> RunRecord:
-        """Mark the run done and, in the same transaction, delete the index it replaces.
+    def finish_run(
+        self, run_id: int, stats: dict[str, Any], merges: Sequence[ClusterMerge] = ()
+    ) -> RunRecord:
+        """Mark the run done and, in the same transaction, merge clusters and delete the index it replaces.
 
-        The replaced runs are the other done or failed runs of the same video and
+        Every range must be done. ``merges`` fold clusters of later ranges into
+        clusters of earlier ones (see :func:`ingest.merging.plan_merges`). The
+        replaced runs are the other done or failed runs of the same video and
         mode: a forced re-ingest keeps the old index until the new one is complete.
         """
         with self._begin(f"finishing run {run_id}") as conn:
             run = self._run(conn, run_id, running="finish")
+            open_ranges = conn.scalars(
+                select(RANGES.c.index).where(RANGES.c.run_id == run_id, RANGES.c.status != "done")
+            ).all()
+            if open_ranges:
+                raise StoreError(f"cannot finish run {run_id}: ranges {list(open_ranges)} are not done")
+            self._apply_merges(conn, run, merges)
             conn.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id)
@@ -713,6 +827,25 @@ class Store:
             ).all()
             _delete_runs(conn, list(replaced))
             return self._run(conn, run_id)
+
+    def _apply_merges(self, conn: Connection, run: RunRecord, merges: Sequence[ClusterMerge]) -> None:
+        """Update each surviving cluster, move the absorbed clusters' members to it, delete them."""
+        if not merges:
+            return
+        seqs = {m.into.seq for m in merges} | {s for m in merges for s in m.absorbed}
+        ids = self._cluster_ids(conn, run.id, seqs)
+        missing = sorted(seqs - ids.keys())
+        if missing:
+            raise StoreError(f"run {run.id}: cannot merge clusters that do not exist (seqs {missing[:10]})")
+        self._upsert_clusters(conn, run, [m.into for m in merges], {})
+        for merge in merges:
+            absorbed = [ids[s] for s in merge.absorbed]
+            conn.execute(
+                update(MEMBERS)
+                .where(MEMBERS.c.cluster_id.in_(absorbed))
+                .values(cluster_id=ids[merge.into.seq])
+            )
+            conn.execute(delete(CLUSTERS).where(CLUSTERS.c.id.in_(absorbed)))
 
     def fail_run(self, run_id: int, error: str) -> None:
         """Mark the run failed, keeping its error for the user (its rows stay, invisible to queries)."""
@@ -1173,6 +1306,7 @@ def _delete_runs(conn: Connection, run_ids: list[int]) -> None:
     conn.execute(delete(LABELS).where(LABELS.c.object_id.in_(objects_of)))
     conn.execute(delete(CLUSTERS).where(CLUSTERS.c.run_id.in_(run_ids)))
     conn.execute(delete(OBJECTS).where(OBJECTS.c.run_id.in_(run_ids)))
+    conn.execute(delete(RANGES).where(RANGES.c.run_id.in_(run_ids)))
     conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids)))
 
 

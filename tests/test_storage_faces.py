@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage.records import ORACLE_EXIT, FaceFeatures, FaceRow, VideoInfo
+from storage.schema import SCHEMA_VERSION
 from storage.store import Store, StoreError
 
 DIMS = {0: 16, 1: 32, 2: 64, ORACLE_EXIT: 128}  # exit -> feature size (-1: the oracle's unknowns)
@@ -270,7 +271,7 @@ def test_an_older_database_gains_the_face_tables_in_place(store_url, tmp_path, o
     try:
         with open_store(store_url, tmp_path) as store:
             with engine.connect() as conn:
-                assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == 3
+                assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == SCHEMA_VERSION
                 indexes = {i["name"] for i in sa.inspect(conn).get_indexes("face_rows")}
                 assert {"ix_face_rows_run_time", "ix_face_rows_name"} <= indexes
             assert store.videos() == [video]
