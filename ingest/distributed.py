@@ -84,7 +84,10 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    env = {"MXN_WORKER_THREADS": str(worker_threads(workers)), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    threads = str(worker_threads(workers))
+    # Dask's nannies set OMP/MKL/OpenBLAS to 1 thread; a worker here owns its share of the cores
+    env = {"MXN_WORKER_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env |= dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), threads)
     with (
         distributed.LocalCluster(
             n_workers=workers,

@@ -995,6 +995,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
     parser.add_argument("--no-workers", action="store_true", help="skip the Dask workers check")
     parser.add_argument(
+        "--workers-only", action="store_true", help="only the Dask workers check (default MXN settings)"
+    )
+    parser.add_argument(
         "--faiss-threads",
         type=int,
         default=0,
@@ -1044,9 +1047,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     presets: dict[str, dict] = {}
     memory = None
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
-        for name in settings.presets:
+        for name in () if args.workers_only else settings.presets:
             presets[name] = bench_preset(name, settings, models, Path(tmp))
-        if not args.no_memory:
+        if not args.no_memory and not args.workers_only:
             chosen = presets.get(settings.memory_preset, {}).get("mxn_config")
             memory = bench_memory(settings, Path(tmp), chosen)
         workers = None

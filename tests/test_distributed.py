@@ -241,3 +241,18 @@ def test_cli_workers_and_a_bad_video(tmp_path, clip, single):
         assert objects_of(store) == single["objects"]
     both = CliRunner().invoke(main, ["ingest", str(clip), "--workers", "1", "--scheduler", "tcp://x:1"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_cli_on_an_existing_scheduler(tmp_path, clip, single):
+    from distributed import LocalCluster
+
+    db = f"sqlite:///{tmp_path / 'scheduler.db'}"
+    args = ["ingest", str(clip), "--db", db, "--quiet", "--chunk-frames", "20", "--range-frames", "40"]
+    args += ["--warmup", "10", "--cluster-threshold", "0.3", "--json", str(tmp_path / "stats.json")]
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        out = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
+    assert out.exit_code == 0, out.output
+    assert "3 ranges" in out.output
+    with Store(db) as store:
+        assert objects_of(store) == single["objects"]
+        assert clusters_of(store) == single["clusters"]
