@@ -8,9 +8,14 @@ The library's main pieces, importable from here:
 * :class:`StagedEngine`: run the exits (all at once, or early exit with
   compaction);
 * :func:`calibrate_thresholds`: per-exit thresholds for a target precision;
-* :func:`save_model` / :func:`load_model`: the ``.mxn`` model file.
+* :func:`save_model` / :func:`load_model`: the ``.mxn`` model file;
+* the jobs of the ``mxn`` command, one function each, with the command's
+  options (:mod:`mxn.api`, docs/API.md): :func:`train`, :func:`ingest`,
+  :func:`query`, :func:`tune_query`, :func:`label_faces`, :func:`tune_faces`,
+  :func:`train_faces`, :func:`make_movie`, :func:`render_traffic_video`, ...
 
-Names are imported lazily so that ``mxn --help`` does not wait for TensorFlow.
+Names are imported lazily so that ``import mxn`` and ``mxn --help`` do not
+wait for TensorFlow.
 """
 
 from __future__ import annotations
@@ -36,6 +41,25 @@ _EXPORTS = {
     "load_model": "mxn.modelfile",
     "ModelFileError": "mxn.modelfile",
     "fit_model": "mxn.fit",
+    # the jobs (mxn.api): one function per command
+    **dict.fromkeys(
+        (
+            "train",
+            "calibrate",
+            "evaluate",
+            "render_traffic_video",
+            "render_crops",
+            "ingest",
+            "query",
+            "tune_query",
+            "make_movie",
+            "label_faces",
+            "tune_faces",
+            "train_faces",
+            "OptionError",
+        ),
+        "mxn.api",
+    ),
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -1,8 +1,10 @@
 """The ``mxn`` command line: a thin layer over the library.
 
-Each subcommand parses its options, calls one library function and prints
-what came back. Errors the user can fix (a missing file, a corrupt model, a
-bad option) become one clear line and a non-zero exit code.
+Each job command parses its options, calls its function in :mod:`mxn.api`
+(the Python API, which has the same options) and prints what came back, so
+the command line and Python scripts run the same code. Errors the user can
+fix (a missing file, a corrupt model, a bad option) become one clear line and
+a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -11,10 +13,32 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 import click
+
+EXAMPLES_MAIN = """
+Examples:
+
+  mxn world video --preset downtown --seconds 60 -o cams/downtown.mp4
+
+  mxn ingest cams/downtown.mp4 && mxn query bus --sheet buses.png
+
+  mxn faces movies/short.mp4 --gallery cast/ --srt faces.srt
+
+  mxn demo --quick  # the whole story in about a minute: open out/demo/index.html
+
+Every command has --help with its own examples. The same jobs from Python:
+mxn.api, one function per command, with the same options.
+"""
+
+EXAMPLES_TRAIN_GROUP = """
+Examples:
+
+  mxn train crops/ --out models/ingest.mxn      # = mxn train images crops/ ...
+
+  mxn train faces movie.mp4 --out face.mxn      # a face MXN for a movie
+"""
 
 EXAMPLES_TRAIN = """
 Examples:
@@ -24,13 +48,131 @@ Examples:
   mxn train crops/ --out models/query.mxn --loss focal --gamma 2 --epochs 40
 """
 
+EXAMPLES_INFO = """
+Examples:
+
+  mxn info models/query.mxn
+
+  mxn info models/query.mxn --json > card.json
+"""
+
+EXAMPLES_CALIBRATE = """
+Examples:
+
+  mxn calibrate models/query.mxn crops/ --target-precision 0.99
+
+  mxn calibrate models/query.mxn crops/ -o query-95.mxn --target-precision 0.95
+
+  mxn calibrate models/query.mxn crops/ --json calibration.json
+"""
+
+EXAMPLES_EVALUATE = """
+Examples:
+
+  mxn evaluate models/ingest.mxn crops/       # crops/test/ when there is one
+
+  mxn evaluate models/query.mxn crops/ --json figures.json
+"""
+
+EXAMPLES_WORLD = """
+Examples:
+
+  mxn world presets
+
+  mxn world video --preset downtown --seconds 60 -o cams/downtown.mp4
+
+  mxn world crops --out data/world-crops --seconds 600 --size 64
+"""
+
+EXAMPLES_WORLD_PRESETS = """
+Examples:
+
+  mxn world presets
+
+  mxn world video --preset night --seconds 30 -o cams/night.mp4
+"""
+
+EXAMPLES_WORLD_VIDEO = """
+Examples:
+
+  mxn world video --preset highway --seconds 600 -o cams/highway.mp4
+
+  mxn world video -p night --seconds 20 --size 320x180 --fps 15 -o night.mp4
+
+  mxn world video --seed 3 --seconds 10 -o cams/d3.mp4 --json clip.json
+"""
+
+EXAMPLES_WORLD_CROPS = """
+Examples:
+
+  mxn world crops --out data/world-crops --seconds 600 --size 64
+
+  mxn world crops --out data/quick --seconds 60 --presets downtown --size 32
+
+  mxn world crops --out data/blobs --source blobs --json counts.json
+"""
+
+EXAMPLES_MODELS = """
+Examples:
+
+  mxn models list
+
+  mxn models check data/world-crops
+"""
+
+EXAMPLES_MODELS_LIST = """
+Examples:
+
+  mxn models list
+
+  mxn info mxn/default_models/query.mxn     # one model's whole card
+"""
+
+EXAMPLES_MODELS_CHECK = """
+Examples:
+
+  mxn models check data/world-crops
+
+  mxn models check data/world-crops --json difficulty.json
+"""
+
+
+def _option_error(err) -> click.ClickException:
+    """An :class:`mxn.api.OptionError` in the command line's words: its option names and exit codes.
+
+    The API names its parameters; the command spells the same parameter as an
+    option (``model`` is ``--model``, ``start`` is ``--from``), found here
+    among the running command's parameters.
+    """
+    ctx = click.get_current_context(silent=True)
+    params = ctx.command.params if ctx is not None else []
+
+    def flag(name: str) -> str:
+        for param in params:
+            if name == param.name or name in (o.lstrip("-").replace("-", "_") for o in param.opts):
+                if isinstance(param, click.Option):
+                    return max(param.opts, key=len)
+                return param.human_readable_name
+        return "--" + name.replace("_", "-")
+
+    if err.param:
+        return click.BadParameter(err.text(flag), param_hint=flag(err.param))
+    if err.usage:
+        return click.UsageError(err.text(flag))
+    return click.ClickException(err.text(flag))
+
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn the library's user-facing errors into ``Error: ...`` and exit code 1."""
+    """Turn the library's user-facing errors into ``Error: ...`` and exit code 1.
+
+    A bad argument the API names (:class:`mxn.api.OptionError`) is shown as
+    the option it came from, with click's exit code 2 for misused options.
+    """
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from ingest.decode import VideoError
+        from mxn.api import OptionError
         from mxn.images import DatasetError
         from mxn.modelfile import ModelFileError
         from mxn.spec import SpecError
@@ -47,19 +189,12 @@ def friendly_errors(fn: Callable) -> Callable:
         )
         try:
             return fn(*args, **kwargs)
+        except OptionError as err:
+            raise _option_error(err) from err
         except user_errors as err:
             raise click.ClickException(str(err)) from err
 
     return wrapper
-
-
-def _floats(text: str | None) -> list[float] | None:
-    if not text:
-        return None
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError as err:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from err
 
 
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
@@ -103,7 +238,7 @@ def print_fit_report(report, classes: Sequence[str]) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES_MAIN)
 @click.version_option(package_name="mxn")
 def main() -> None:
     """mxn: video queries and face labelling with multi-exit networks.
@@ -126,7 +261,7 @@ class TrainGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@main.group(cls=TrainGroup)
+@main.group(cls=TrainGroup, epilog=EXAMPLES_TRAIN_GROUP)
 def train() -> None:
     """Train a multi-exit network: `mxn train DATA` (= `mxn train images DATA`) or `mxn train faces`."""
 
@@ -194,41 +329,35 @@ def train_images(
     Missing splits are carved from the training images. Thresholds are
     calibrated on held-out images and stored in the model file.
     """
-    from mxn.fit import fit_model
-    from mxn.images import load_dataset
-    from mxn.modelfile import save_model
-    from mxn.spec import NetworkSpec, parse_exits
-    from mxn.training import TrainConfig
+    from mxn import api
 
-    spec = NetworkSpec(
+    trained = api.train(
+        data,
+        out,
         backbone=backbone,
         width=width,
         input_size=input_size,
+        exits=exits,
         stem=stem,
-        exits=parse_exits(exits) if exits else None,
         aggregation=aggregation,
-    )
-    config = TrainConfig(
         loss=loss,
         gamma=gamma,
-        exit_weights=_floats(exit_weights),
+        exit_weights=exit_weights,
         epochs=epochs,
         batch_size=batch_size,
         optimizer=optimizer,
-        learning_rate=lr,
+        lr=lr,
         augment=not no_augment,
         seed=seed,
+        target_precision=target_precision,
+        log=click.echo,
     )
-    click.echo(f"loading {data} at {input_size}x{input_size} ...")
-    splits = load_dataset(data, input_size)
-    model, report = fit_model(spec, splits, config, target_precision, source=str(Path(data).resolve()))
-    save_model(model, out)
-    print_fit_report(report, model.classes)
-    click.echo(f"\nwrote {out}")
-    _write_json(json_out, {"model": out, "card": model.card()})
+    print_fit_report(trained.report, trained.model.classes)
+    click.echo(f"\nwrote {trained.path}")
+    _write_json(json_out, trained.to_dict())
 
 
-@main.command()
+@main.command(epilog=EXAMPLES_INFO)
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
 @friendly_errors
@@ -254,7 +383,7 @@ def info(model_path: str, as_json: bool) -> None:
         click.echo("test accuracy per exit: " + ", ".join(_fmt(a) for a in test["exit_accuracy"]))
 
 
-@main.command()
+@main.command(epilog=EXAMPLES_CALIBRATE)
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--target-precision", type=float, default=0.99, show_default=True)
@@ -271,24 +400,26 @@ def info(model_path: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False),
     help="Write the calibrated model here (default: in place).",
 )
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the thresholds and figures as JSON."
+)
 @friendly_errors
 def calibrate(
-    model_path: str, data: str, target_precision: float, confidence: float, out: str | None
+    model_path: str,
+    data: str,
+    target_precision: float,
+    confidence: float,
+    out: str | None,
+    json_out: str | None,
 ) -> None:
     """Fit per-exit confidence thresholds on held-out images in DATA.
 
     DATA is a class-per-folder directory with the model's class names
     (a calibration/ sub-folder is used when present).
     """
-    from mxn.calibration import calibrate_thresholds
-    from mxn.modelfile import load_model, save_model
+    from mxn import api
 
-    model = load_model(model_path)
-    images = _labelled_images(data, model, prefer="calibration")
-    outputs = model.engine().all_exits(images.images).outputs
-    cal = calibrate_thresholds(outputs, images.labels, target_precision, confidence)
-    model.thresholds, model.calibration = cal.thresholds, cal.to_dict()
-    save_model(model, out or model_path)
+    cal = api.calibrate(model_path, data, target_precision, confidence, out)
     rows = [
         [i, _fmt(e.threshold, pct=False), _fmt(e.precision), _fmt(e.coverage), e.reached]
         for i, e in enumerate(cal.exits)
@@ -297,21 +428,19 @@ def calibrate(
     click.echo(
         f"overall: precision {_fmt(cal.precision)}, coverage {_fmt(cal.coverage)}; wrote {out or model_path}"
     )
+    _write_json(json_out, {"model": out or model_path, **cal.to_dict()})
 
 
-@main.command()
+@main.command(epilog=EXAMPLES_EVALUATE)
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the figures as JSON.")
 @friendly_errors
 def evaluate(model_path: str, data: str, json_out: str | None) -> None:
     """Per-exit accuracy and early-exit results on labelled images in DATA."""
-    from mxn.fit import evaluate as evaluate_model
-    from mxn.modelfile import load_model
+    from mxn import api
 
-    model = load_model(model_path)
-    images = _labelled_images(data, model, prefer="test")
-    ev = evaluate_model(model, images)
+    ev = api.evaluate(model_path, data)
     shares = ev.early_exit_share or [None] * len(ev.exit_accuracy)
     print_table(
         ["exit", "accuracy", "share exiting"],
@@ -324,66 +453,84 @@ def evaluate(model_path: str, data: str, json_out: str | None) -> None:
     _write_json(json_out, ev.to_dict())
 
 
-@main.command()
+EXAMPLES_DEMO = """
+Examples:
+
+  mxn demo                  # the whole story into out/demo, a few minutes
+
+  mxn demo --quick          # the reduced form CI runs, about a minute
+
+  mxn demo --out /tmp/d --seconds 120 --seed 3 --json /tmp/d.json
+
+Then open out/demo/index.html. Run again with the same options, it reuses what it made.
+"""
+
+
+@main.command(epilog=EXAMPLES_DEMO)
 @click.option("--out", "-o", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--target-precision", type=float, default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quick", is_flag=True, help="The reduced form: an 8 s clip at 320x180 and the tiny movie.")
+@click.option("--seconds", type=float, default=None, help="Length of the traffic clip (default 60, quick 8).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip and the movie.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary here.")
 @friendly_errors
-def demo(out: str, epochs: int, target_precision: float, seed: int) -> None:
-    """A short end-to-end run: train a tiny 5-exit MXN and show what each exit does.
+def demo(out: str, quick: bool, seconds: float | None, seed: int, json_out: str | None) -> None:
+    """The whole story on the bundled models, offline: ingest, label queries, faces, HTML reports.
 
-    Uses scikit-learn's bundled handwritten digits (no download), trains a
-    ResNet-18-style MXN with focal loss, calibrates per-exit thresholds on
-    held-out digits, evaluates every exit and the early-exit cascade on test
-    digits, times all-exits against early-exit inference, and saves the model.
+    Renders a traffic clip, indexes it into SQLite (the mxn index and the
+    gt-all reference), tunes the query thresholds, asks for a few labels,
+    composes a movie of real faces and labels it, then writes one HTML
+    report per job and OUT/index.html linking them (mxn.demo.run_demo).
     """
-    import time
+    from mxn.demo import DemoError, run_demo
 
-    import numpy as np
-
-    from mxn.fit import fit_model
-    from mxn.modelfile import save_model
-    from mxn.sample_data import digits
-    from mxn.spec import NetworkSpec
-    from mxn.training import TrainConfig
-
-    click.echo("data: scikit-learn's handwritten digits (1,797 images, 10 classes), tinted, 32x32")
-    data = digits(size=32, seed=seed)
-    spec = NetworkSpec(input_size=32, width=0.25)
-    config = TrainConfig(
-        loss="focal", optimizer="adam", learning_rate=0.003, epochs=epochs, flip=False, seed=seed
-    )
-    click.echo(
-        f"model: ResNet-18 MXN, width x{spec.width}, exits after blocks {list(spec.exits or ())}, "
-        "aggregation on, focal loss"
-    )
-    model, report = fit_model(spec, {"all": data}, config, target_precision, source="sklearn digits")
-    print_fit_report(report, model.classes)
-
-    engine = model.engine(batch_size=64)
-    images = np.resize(data.images, (1024, *data.images.shape[1:]))
-    thresholds = model.thresholds or [None] * engine.num_exits
-    runs = {
-        "all exits (prefix batching)": lambda: engine.all_exits(images),
-        "early exit (compacted batches)": lambda: engine.early_exit(images, thresholds),
-    }
-    click.echo(f"\ninference on {len(images)} images, batch 64:")
-    for name, run in runs.items():
-        run()  # warm-up: compiles the graphs
-        start = time.perf_counter()
-        run()
-        click.echo(f"  {name:32s} {1000 * (time.perf_counter() - start):7.0f} ms")
-    path = save_model(model, Path(out) / "digits.mxn")
-    click.echo(f"\nwrote {path}  (inspect it with: mxn info {path})")
+    try:
+        summary = run_demo(out, quick=quick, seconds=seconds, seed=seed, echo=click.echo).to_dict()
+    except DemoError as err:
+        raise click.ClickException(str(err)) from err
+    print_demo_summary(summary)
+    _write_json(json_out, summary)
 
 
-@main.group()
+def print_demo_summary(data: dict[str, Any]) -> None:
+    """The story in a few lines, then where every result is."""
+    click.echo(f"\ndone in {data['seconds']:.0f} s")
+    for r in data["ingest"]:
+        when = "indexed before" if r["status"] == "skipped" else "indexed"
+        click.echo(
+            f"  {r['mode']} index: {r['objects']} objects, {r['clusters']} clusters "
+            f"({when} in {r['seconds']:.1f} s)"
+        )
+    rows = [
+        [
+            q["label"],
+            q["candidates"],
+            q["decided_by_exits"],
+            q["gt_calls"],
+            _fmt(q["precision"]),
+            _fmt(q["recall"]),
+        ]
+        for q in data["queries"]
+    ]
+    if rows:
+        click.echo("")
+        print_table(["label", "candidates", "decided by exits", "GT-CNN calls", "precision", "recall"], rows)
+    faces = data.get("faces")
+    if faces:
+        click.echo(
+            f"\nfaces: {faces['faces']} labelled, {len(faces['people'])} people, oracle calls "
+            f"{faces['oracle_calls']} ({_fmt(faces['oracle_rate'])}), right vs the truth "
+            f"{_fmt(faces['truth_accuracy'])}"
+        )
+    click.echo("")
+    print_table(["result", "where"], list(data["files"].items()))
+
+
+@main.group(epilog=EXAMPLES_WORLD)
 def world() -> None:
     """The synthetic traffic world: camera presets, clips with truth, training crops."""
 
 
-@world.command("presets")
+@world.command("presets", epilog=EXAMPLES_WORLD_PRESETS)
 def world_presets() -> None:
     """List the camera presets and the classes each one shows."""
     from mxn.world.presets import PRESETS
@@ -393,7 +540,7 @@ def world_presets() -> None:
         click.echo(f"{'':11s} classes: {', '.join(preset.classes)}")
 
 
-@world.command("video")
+@world.command("video", epilog=EXAMPLES_WORLD_VIDEO)
 @click.option(
     "--preset", "-p", default="downtown", show_default=True, help="Camera preset (mxn world presets)."
 )
@@ -402,27 +549,28 @@ def world_presets() -> None:
 @click.option("--size", default="640x360", show_default=True, help="Frame size WIDTHxHEIGHT.")
 @click.option("--fps", type=float, default=30.0, show_default=True)
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Video to write (.mp4).")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the files, frames and speed as JSON."
+)
 @friendly_errors
-def world_video(preset: str, seconds: float, seed: int, size: str, fps: float, out: str) -> None:
-    """Render a traffic clip and its per-frame truth (NAME.truth.jsonl beside it).
+def world_video(
+    preset: str, seconds: float, seed: int, size: str, fps: float, out: str, json_out: str | None
+) -> None:
+    """Render a traffic clip and its per-frame truth (NAME.truth.jsonl beside it)."""
+    from dataclasses import asdict
 
-    Example: mxn world video --preset highway --seconds 600 -o cams/highway.mp4
-    """
-    from mxn.world.video import render_clip
+    from mxn import api
 
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError as err:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT, got {size!r}", param_hint="--size") from err
-    clip = render_clip(out, preset, seconds, seed=seed, size=(width, height), fps=fps)
+    clip = api.render_traffic_video(out, preset, seconds, seed=seed, size=size, fps=fps)
     realtime = clip.render_fps / fps
     click.echo(
         f"wrote {clip.video} and {clip.truth}: {clip.frames} frames in {clip.seconds:.1f} s "
         f"({clip.render_fps:.0f} frames/s, {realtime:.1f}x real time)"
     )
+    _write_json(json_out, asdict(clip))
 
 
-@world.command("crops")
+@world.command("crops", epilog=EXAMPLES_WORLD_CROPS)
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="Data-set folder to write."
 )
@@ -439,21 +587,21 @@ def world_video(preset: str, seconds: float, seed: int, size: str, fps: float, o
     show_default=True,
     help="Boxes from the world's truth (jittered), or the background-subtraction blobs ingest finds.",
 )
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the manifest as JSON.")
 @friendly_errors
 def world_crops(
-    out: str, size: int, seconds: float | None, presets: str | None, seed: int, source: str
+    out: str,
+    size: int,
+    seconds: float | None,
+    presets: str | None,
+    seed: int,
+    source: str,
+    json_out: str | None,
 ) -> None:
     """Cut a class-per-folder crops data set (train/val/calibration/test) from rendered worlds."""
-    from mxn.world.crops import CropConfig, build_crops
+    from mxn import api
 
-    options: dict = {"size": size, "source": source}
-    if seconds is not None:
-        options["seconds"] = {"train": seconds, "val": 0.2 * seconds, "calibration": 0.3 * seconds,
-                              "test": 0.3 * seconds}  # fmt: skip
-    if presets:
-        options["presets"] = tuple(p.strip() for p in presets.split(","))
-    config = CropConfig(**options)
-    manifest = build_crops(out, config, seed=seed)
+    manifest = api.render_crops(out, size=size, seconds=seconds, presets=presets, seed=seed, source=source)
     rows = [
         [c, *(manifest["counts"].get(s, {}).get(c, 0) for s in manifest["counts"])]
         for c in manifest["classes"]
@@ -468,14 +616,15 @@ def world_crops(
         and (MODEL_DIR / "gt.mxn").exists()
     ):
         _print_difficulty(out)
+    _write_json(json_out, manifest)
 
 
-@main.group()
+@main.group(epilog=EXAMPLES_MODELS)
 def models() -> None:
     """The default models that ship with mxn (trained on the traffic world)."""
 
 
-@models.command("list")
+@models.command("list", epilog=EXAMPLES_MODELS_LIST)
 @friendly_errors
 def models_list() -> None:
     """Show each default model, its file and its test accuracy per exit."""
@@ -495,15 +644,16 @@ def models_list() -> None:
                    f"exits {spec['exits']}); test accuracy per exit: {accuracy}")  # fmt: skip
 
 
-@models.command("check")
+@models.command("check", epilog=EXAMPLES_MODELS_CHECK)
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the figures as JSON.")
 @friendly_errors
-def models_check(data: str) -> None:
+def models_check(data: str, json_out: str | None) -> None:
     """Check the world is hard enough: the cheap first exit vs the ground-truth CNN on DATA/test."""
-    _print_difficulty(data)
+    _write_json(json_out, _print_difficulty(data))
 
 
-def _print_difficulty(data: str) -> None:
+def _print_difficulty(data: str) -> dict[str, Any]:
     from mxn.defaults import FIRST_EXIT_RANGE, GT_MINIMUM, difficulty
 
     d = difficulty(data)
@@ -514,14 +664,7 @@ def _print_difficulty(data: str) -> None:
         f"ground-truth CNN top-1 {_fmt(d['gt'])} "
         f"(target >= {100 * GT_MINIMUM:.0f}%: {'ok' if d['gt_high_enough'] else 'MISSED'})"
     )
-
-
-def _labelled_images(data: str, model, prefer: str):
-    """Images from DATA (or its ``prefer`` split) with the model's class numbering."""
-    from mxn.images import load_image_folder
-
-    root = Path(data) / prefer if (Path(data) / prefer).is_dir() else Path(data)
-    return load_image_folder(root, model.spec.input_size, classes=model.classes)
+    return d
 
 
 # Subcommands that live in their own modules register themselves on ``main``.

@@ -19,7 +19,7 @@ Examples:
 
   mxn faces part1.mp4 part2.mp4 --movie my-film --gallery cast/     # one movie in several files
 
-  mxn faces part3.mp4 --movie my-film --gallery cast/               # reopen it later and extend it
+  mxn faces part3.mp4 --movie my-film --gallery cast/ --html my-film.html   # extend it; a report
 
   mxn faces movie.mp4 --thresholds face-thresholds.json --alpha 0.05 --db postgresql+psycopg://me@host/films
 
@@ -36,37 +36,6 @@ Examples:
 
 Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).
 """
-
-
-def _face_model(path: str | None):
-    from facerec.model import FaceMXN
-
-    return FaceMXN.from_file(path) if path else FaceMXN.default()
-
-
-def _oracle(gallery: str | None):
-    from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
-
-    embedder = FaceEmbedder()
-    if gallery is None:
-        return GalleryOracle(Gallery([], []), embedder=embedder), set()
-    found = Gallery.from_folder(gallery, embedder=embedder)
-    return GalleryOracle(found, embedder=embedder), set(found.people)
-
-
-def _thresholds(path: str | None, face_model, alpha: float | None):
-    from facerec.labeller import DEFAULT_ALPHA
-    from facerec.tuning import FaceThresholds
-
-    if path:
-        tuned = FaceThresholds.load(path, model_sha=face_model.sha, num_exits=len(face_model.dims))
-        return tuned.thresholds, alpha if alpha is not None else tuned.alpha
-    card = face_model.model.thresholds
-    if card is None:
-        raise click.ClickException(
-            "the face model carries no thresholds: run `mxn tune faces` and pass --thresholds FILE"
-        )
-    return tuple(card), alpha if alpha is not None else DEFAULT_ALPHA
 
 
 @main.command(epilog=EXAMPLES_FACES)
@@ -93,6 +62,7 @@ def _thresholds(path: str | None, face_model, alpha: float | None):
 @click.option("--force", is_flag=True, help="Label videos the movie already holds again.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
+@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report: who appears when.")
 @friendly_errors
 def faces(
     movies: tuple[str, ...],
@@ -112,56 +82,41 @@ def faces(
     force: bool,
     quiet: bool,
     json_out: str | None,
+    html: str | None,
 ) -> None:
     """Label who appears when in MOVIES (one movie, in order): per-face rows, timeline, subtitles."""
-    from facerec.outputs import (
-        annotate_video,
-        person_timeline,
-        screen_time,
-        subtitle_cues,
-        write_faces,
-        write_srt,
-    )
-    from facerec.pipeline import FaceConfig, label_movie
-    from ingest.decode import probe
-    from storage.store import Store, default_url
+    from facerec.outputs import person_timeline
+    from mxn import api
 
-    face_model = _face_model(model_path)
-    thresholds, rate = _thresholds(thresholds_path, face_model, alpha)
-    config = FaceConfig(thresholds, rate, detector, stride, min_face, chunk_frames)
-    oracle, _ = _oracle(gallery)
-    url = db or default_url()
-    with Store(url) as store:
-        try:
-            result = label_movie(
-                movies,
-                store,
-                face_model,
-                oracle,
-                config,
-                movie=movie_name,
-                force=force,
-                progress=not quiet,
-                on_error=lambda path, err: click.echo(f"FAILED {path}: {err}", err=True),
-            )
-        except KeyboardInterrupt:
-            click.echo(
-                "\ninterrupted: committed chunks are kept; run the same command again to resume", err=True
-            )
-            raise SystemExit(130) from None
-    summary = result.summary()
-    _print_summary(summary, person_timeline(result.faces))
-    if out:
-        click.echo(f"wrote {write_faces(result.faces, out, extra={'summary': summary})}")
-    if srt:
-        fps = max((probe(m).fps for m in movies if Path(m).is_file()), default=25.0)
-        click.echo(f"wrote {write_srt(subtitle_cues(result.faces, stride / fps), srt)}")
-    if annotate:
-        first = Path(movies[0]).name
-        shown = [f for f in result.faces if f.video == first]
-        click.echo(f"wrote {annotate_video(movies[0], shown, annotate, hold_frames=stride)}")
-    summary["screen_time_s"] = screen_time(person_timeline(result.faces))
-    _write_json(json_out, {"db": url, "config": config.to_dict(), **summary})
+    try:
+        result = api.label_faces(
+            movies,
+            gallery=gallery,
+            model=model_path,
+            thresholds=thresholds_path,
+            alpha=alpha,
+            movie=movie_name,
+            db=db,
+            detector=detector,
+            stride=stride,
+            min_face=min_face,
+            chunk_frames=chunk_frames,
+            out=out,
+            srt=srt,
+            annotate=annotate,
+            force=force,
+            progress=not quiet,
+            on_error=lambda path, err: click.echo(f"FAILED {path}: {err}", err=True),
+            html=html,
+        )
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: committed chunks are kept; run the same command again to resume", err=True)
+        raise SystemExit(130) from None
+    _print_summary(result.summary(), person_timeline(result.faces))
+    for path in (out, srt, annotate, html):
+        if path:
+            click.echo(f"wrote {Path(path)}")
+    _write_json(json_out, result.to_dict())
     if result.failed:
         raise click.ClickException(f"{len(result.failed)} of {len(movies)} videos failed (see above)")
 
@@ -222,23 +177,24 @@ def tune_faces(
     json_out: str | None,
 ) -> None:
     """Per-exit distance thresholds reaching a target accuracy on VIDEOS with known truth; 1/alpha sweep."""
-    from facerec.evaluation import truth_sample
-    from facerec.tuning import FaceThresholds, plot_alpha_sweep, sweep_alpha, tune_thresholds
+    from mxn import api
 
-    face_model = _face_model(model_path)
-    oracle, people = _oracle(gallery)
-    sample, info = truth_sample(videos, face_model, oracle, people, detector, stride)
-    thresholds, result = tune_thresholds(sample, target_accuracy, alpha)
-    oracle_only = sample_oracle_accuracy(sample)
-    sweep = sweep_alpha(sample, thresholds)
-    tuned = FaceThresholds(
-        tuple(thresholds),
-        alpha=alpha,
-        model_sha=face_model.sha,
+    tuning = api.tune_faces(
+        videos,
+        gallery=gallery,
+        model=model_path,
         target_accuracy=target_accuracy,
-        evaluation={**result.to_dict(), "faces": len(sample), "oracle_accuracy": oracle_only, **info},
+        alpha=alpha,
+        detector=detector,
+        stride=stride,
+        out=out,
+        plot=plot,
+        into_model=into_model,
     )
-    click.echo(f"{len(sample)} calibration faces; the oracle alone is {100 * oracle_only:.1f}% accurate")
+    thresholds, result = tuning.thresholds.thresholds, tuning.replay
+    click.echo(
+        f"{tuning.faces} calibration faces; the oracle alone is {100 * tuning.oracle_accuracy:.1f}% accurate"
+    )
     print_table(
         ["exit", "threshold", "hit rate"],
         [
@@ -255,26 +211,15 @@ def tune_faces(
         ["1/alpha", "hit rate", "accuracy"],
         [
             [f"{r['inv_alpha']:g}", f"{100 * r['hit_rate']:.1f}%", f"{100 * r['accuracy']:.2f}%"]
-            for r in sweep
+            for r in tuning.sweep
         ],
     )
-    click.echo(f"wrote {tuned.save(out)}")
+    click.echo(f"wrote {Path(out)}")
     if plot:
-        click.echo(f"wrote {plot_alpha_sweep(sweep, plot)}")
+        click.echo(f"wrote {Path(plot)}")
     if into_model:
-        from mxn.modelfile import save_model
-
-        face_model.model.thresholds = list(thresholds)
-        face_model.model.calibration = {"face_thresholds": tuned.to_dict(), "alpha_sweep": sweep}
-        click.echo(f"wrote {save_model(face_model.model, into_model)} (thresholds in its card)")
-    _write_json(json_out, {**tuned.to_dict(), "alpha_sweep": sweep})
-
-
-def sample_oracle_accuracy(sample) -> float:
-    """The oracle's own accuracy on the sample (every face named by the oracle)."""
-    from facerec.tuning import truth_accuracy
-
-    return truth_accuracy(sample.oracle_names, sample.truth, sample.gallery)
+        click.echo(f"wrote {Path(into_model)} (thresholds in its card)")
+    _write_json(json_out, tuning.to_dict())
 
 
 EXAMPLES_MOVIE = """
@@ -299,24 +244,28 @@ Examples:
     "--gallery", type=click.Path(file_okay=False), help="Also write the cast's gallery folder here."
 )
 @click.option("--leave-out", multiple=True, help="A cast member the gallery leaves out (a stranger).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write what was written as JSON.")
 @friendly_errors
 def movie(
-    preset: str, seed: int, seconds: float | None, out: str, gallery: str | None, leave_out: tuple
+    preset: str,
+    seed: int,
+    seconds: float | None,
+    out: str,
+    gallery: str | None,
+    leave_out: tuple,
+    json_out: str | None,
 ) -> None:
     """Compose an evaluation movie from real faces that ship in packages, with its truth (docs/DATA.md)."""
-    from facerec.movies import make_movie, movie_presets, write_gallery, write_movie
+    from mxn import api
 
-    options = dict(movie_presets[preset])
-    if seconds is not None:
-        options["seconds"] = seconds
-    composed = make_movie(seed=seed, **options)
-    video, truth = write_movie(out, composed)
-    click.echo(f"wrote {video} ({composed.frames} frames, {len(composed.shots)} shots) and {truth}")
+    made = api.make_movie(
+        out, preset=preset, seed=seed, seconds=seconds, gallery=gallery, leave_out=leave_out
+    )
+    click.echo(f"wrote {made.video} ({made.frames} frames, {made.shots} shots) and {made.truth}")
     if gallery:
-        written = write_gallery(gallery, list(composed.cast), leave_out=leave_out)
-        click.echo(
-            f"wrote {gallery}: {sum(len(v) for v in written.values())} photos of {len(written)} people"
-        )
+        photos = made.photos
+        click.echo(f"wrote {gallery}: {sum(len(v) for v in photos.values())} photos of {len(photos)} people")
+    _write_json(json_out, made.to_dict())
 
 
 EXAMPLES_TRAIN_FACES = """
@@ -369,34 +318,25 @@ def train_faces(
     json_out: str | None,
 ) -> None:
     """Train a face MXN (MobileNetV1, embedding exits) on the faces of SOURCES: videos, photos, folders."""
-    from facerec.crops import collect_face_crops
-    from facerec.model import distill_config, face_spec, train_face_mxn_distill, train_face_mxn_identities
-    from facerec.oracle import FaceEmbedder
-    from mxn.images import load_image_folder
-    from mxn.modelfile import save_model
+    from mxn import api
 
-    spec = face_spec(width=width)
-    config = distill_config(epochs=epochs, seed=seed, progress=not quiet)
-    if identities:
-        if len(sources) != 1:
-            raise click.UsageError("--identities takes one class-per-folder face folder")
-        data = load_image_folder(sources[0], spec.input_size)
-        model, report = train_face_mxn_identities(
-            data.images,
-            data.labels,
-            data.classes,
-            spec,
-            distill_config(loss="ce", epochs=epochs, seed=seed, progress=not quiet),
-            source=source_note or sources[0],
-        )
-    else:
-        crops = collect_face_crops(sources, detector, stride, max_faces=max_faces, progress=not quiet)
-        click.echo(f"{len(crops)} faces; embedding them with dlib (the teacher) ...")
-        teacher = FaceEmbedder().embed_crops(crops)
-        source = source_note or ", ".join(sources)
-        model, report = train_face_mxn_distill(crops, teacher, spec, config, source=source, centre=True)
-    click.echo(f"wrote {save_model(model, out)}")
+    trained = api.train_faces(
+        sources,
+        out,
+        identities=identities,
+        width=width,
+        epochs=epochs,
+        stride=stride,
+        max_faces=max_faces,
+        detector=detector,
+        seed=seed,
+        source=source_note,
+        progress=not quiet,
+        log=click.echo,
+    )
+    click.echo(f"wrote {trained.path}")
     for key in ("heldout_cosine", "heldout_accuracy"):
-        if key in report:
-            click.echo(f"{key.replace('_', ' ')} per exit: " + ", ".join(f"{v:.3f}" for v in report[key]))
-    _write_json(json_out, report)
+        if key in trained.report:
+            values = trained.report[key]
+            click.echo(f"{key.replace('_', ' ')} per exit: " + ", ".join(f"{v:.3f}" for v in values))
+    _write_json(json_out, trained.to_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import click
 
@@ -13,7 +13,7 @@ Examples:
 
   mxn ingest traffic.mp4                        # SQLite file mxn.db, default model and settings
 
-  mxn ingest cams/*.mp4 --db postgresql+psycopg://me@dbhost/traffic --json stats.json
+  mxn ingest cams/*.mp4 --json stats.json --html ingest.html     # figures, and a report to read
 
   mxn ingest traffic.mp4 --mode focus --exits 2 --topk 3 --db focus.db
 
@@ -30,15 +30,6 @@ runs (the same --range-frames gives the same ranges).
 A killed ingest resumes where it stopped when the same command runs again.
 A video already in the store (same content) is skipped unless --force.
 """
-
-
-def _exits(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError as err:
-        raise click.BadParameter(f"expected exit numbers such as 0,2,4; got {text!r}") from err
 
 
 @main.command(epilog=EXAMPLES_INGEST)
@@ -84,6 +75,7 @@ def _exits(text: str | None) -> tuple[int, ...] | None:
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the store.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the statistics as JSON.")
+@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the run.")
 @friendly_errors
 def ingest(
     videos: tuple[str, ...],
@@ -106,59 +98,45 @@ def ingest(
     force: bool,
     quiet: bool,
     json_out: str | None,
+    html: str | None,
 ) -> None:
     """Index VIDEO files: moving objects, their aggregated top-k labels, per-label clusters."""
-    from ingest.config import IngestConfig
-    from ingest.extraction import ExtractorConfig
-    from ingest.run import ingest_videos
-    from mxn.defaults import default_model_path
-    from mxn.modelfile import load_model
-    from storage.store import Store, default_url
+    from mxn import api
 
-    if workers is not None and scheduler is not None:
-        raise click.UsageError("give --workers (a local cluster) or --scheduler (an existing one), not both")
-    if workers is not None and workers < 1:
-        raise click.BadParameter(f"must be >= 1, got {workers}", param_hint="--workers")
-
-    config = IngestConfig(
-        mode=mode,
-        exits=_exits(exits),
-        topk=topk,
-        cluster_exit=cluster_exit,
-        cluster_threshold=cluster_threshold,
-        max_clusters=max_clusters,
-        stride=stride,
-        chunk_frames=chunk_frames,
-        range_frames=range_frames,
-        skip_static=skip_static,
-        extractor=ExtractorConfig(warmup=warmup, min_area=min_area),
-    )
-    model_file = model_path or default_model_path("gt" if mode == "gt-all" else "ingest")
-    model = load_model(model_file)
-    url = db or default_url()
     try:
-        if workers is None and scheduler is None:
-            with Store(url) as store:
-                results = ingest_videos(videos, store, model, config, force=force, progress=not quiet)
-        else:
-            from ingest.distributed import ingest_videos_distributed
-
-            results = ingest_videos_distributed(
-                videos, url, model_file, config, workers=workers, scheduler=scheduler, force=force,
-                progress=not quiet,
-            )  # fmt: skip
+        results = api.ingest(
+            videos,
+            db=db,
+            model=model_path,
+            mode=mode,
+            exits=exits,
+            topk=topk,
+            cluster_exit=cluster_exit,
+            cluster_threshold=cluster_threshold,
+            max_clusters=max_clusters,
+            stride=stride,
+            warmup=warmup,
+            min_area=min_area,
+            skip_static=skip_static,
+            chunk_frames=chunk_frames,
+            range_frames=range_frames,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            progress=not quiet,
+            html=html,
+        )
     except KeyboardInterrupt:
         click.echo(
             "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
         )
         raise SystemExit(130) from None
     _print_results(results)
-    data: dict[str, Any] = {"db": url, "config": config.resolve(model.spec.num_exits).index_key()}
-    data["videos"] = [r.to_dict() for r in results]
-    _write_json(json_out, data)
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(results)} videos failed (see above)")
+    if html:
+        click.echo(f"wrote {Path(html)}")
+    _write_json(json_out, results.to_dict())
+    if results.failed:
+        raise click.ClickException(f"{len(results.failed)} of {len(results)} videos failed (see above)")
 
 
 HEADERS = ["video", "frames", "skipped", "objects", "#indexing", "clusters", "seconds", "frames/s", ""]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from pathlib import Path
 
 import click
 
+from mxn.api import parse_time as parse_time  # the one parser of --from / --to (also mxn.api's start / end)
 from mxn.cli import _write_json, friendly_errors, main, print_table
 
 EXAMPLES_QUERY = """
 Examples:
 
-  mxn query bus                                  # every video in mxn.db, MXN-gated (the default)
+  mxn query bus --html bus.html                  # every video in mxn.db, MXN-gated; a web page too
 
   mxn query car --video downtown.mp4 --from 0:30 --to 1:15 --out cars.csv --sheet cars.png
 
@@ -34,38 +34,6 @@ Examples:
 
   mxn tune query --target-precision 0.995 --target-recall 0.99 --db postgresql+psycopg://me@host/traffic
 """
-
-_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
-
-
-def parse_time(text: str | None) -> float | None:
-    """Seconds from ``90``, ``90.5``, ``1:30`` or ``0:01:30``."""
-    if text is None:
-        return None
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        match = _CLOCK.match(text)
-        if not match:
-            raise click.BadParameter(f"expected seconds or [h:]mm:ss, got {text!r}") from None
-        hours, minutes, secs = match.groups()
-        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
-    if seconds < 0:
-        raise click.BadParameter(f"times are >= 0, got {text!r}")
-    return seconds
-
-
-def _models(gt_path: str | None, qmodel_path: str | None, need_query: bool):
-    from mxn.defaults import load_default_model
-    from mxn.modelfile import load_model
-
-    gt = load_model(gt_path) if gt_path else load_default_model("gt")
-    query = None
-    if need_query:
-        query = load_model(qmodel_path) if qmodel_path else load_default_model("query")
-    return gt, query
-
 
 _db = click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
 _gt = click.option(
@@ -115,6 +83,7 @@ _index = click.option(
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary and answer as JSON."
 )
+@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the answer.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def query(
@@ -132,28 +101,33 @@ def query(
     sheet: str | None,
     no_cache: bool,
     json_out: str | None,
+    html: str | None,
     quiet: bool,
 ) -> None:
     """Find the frames that show LABEL: candidates from the index, decided by MXN exits or the GT-CNN."""
-    from query.engine import QueryEngine
-    from query.sheet import contact_sheet
-    from query.thresholds import load_thresholds
-    from storage.store import Store, default_url
+    from mxn import api
 
-    begin, finish = parse_time(start), parse_time(end)
-    for path, suffixes, option in ((out, (".json", ".csv"), "--out"), (sheet, (".png",), "--sheet")):
-        if path and not path.lower().endswith(suffixes):
-            raise click.BadParameter(f"{path}: expected {' or '.join(suffixes)}", param_hint=option)
-    thresholds = load_thresholds(thresholds_path) if thresholds_path else None
-    gt, qmodel_ = _models(gt_path, qmodel, need_query=mode == "mxn")
-    with Store(db or default_url()) as store:
-        engine = QueryEngine(store, gt, qmodel_, thresholds, use_cache=not no_cache, progress=not quiet)
-        result = engine.run(label, video, begin, finish, mode=mode, index_mode=index_mode)
+    result = api.query(
+        label,
+        video,
+        start,
+        end,
+        db=db,
+        gt=gt_path,
+        qmodel=qmodel,
+        thresholds=thresholds_path,
+        mode=mode,
+        index=index_mode,
+        out=out,
+        sheet=sheet,
+        cache=not no_cache,
+        progress=not quiet,
+        html=html,
+    )
     print_summary(result)
-    if out:
-        click.echo(f"wrote {result.write(out)}")
-    if sheet:
-        click.echo(f"wrote {contact_sheet(result, sheet)}")
+    for path in (out, sheet, html):
+        if path:
+            click.echo(f"wrote {Path(path)}")
     _write_json(json_out, result.to_dict())
 
 
@@ -197,7 +171,16 @@ def print_summary(result) -> None:
     print_table(["video", "frames", "segments", "seconds"], rows)
 
 
-@main.group()
+EXAMPLES_TUNE_GROUP = """
+Examples:
+
+  mxn tune query --out query-thresholds.json --plot query-tradeoff.png
+
+  mxn tune faces calib/calib.mp4 --gallery calib/cast --plot alpha.png
+"""
+
+
+@main.group(epilog=EXAMPLES_TUNE_GROUP)
 def tune() -> None:
     """Tune thresholds and show what precision and recall each setting reaches."""
 
@@ -245,21 +228,28 @@ def tune_query(
     quiet: bool,
 ) -> None:
     """Search per-exit query thresholds on the index's own candidates for a target precision."""
-    from query.tuning import collect_samples, plot_tradeoff, tune
-    from storage.store import Store, default_url
+    from mxn import api
 
-    if plot and not plot.lower().endswith(".png"):
-        raise click.BadParameter(f"{plot}: expected .png", param_hint="--plot")
-    gt, qmodel_ = _models(gt_path, qmodel, need_query=True)
-    with Store(db or default_url()) as store:
-        samples = collect_samples(store, gt, qmodel_, index_mode or "mxn", progress=not quiet)
-    result = tune(samples, qmodel_, target_precision, target_recall, confidence, holdout, seed, not no_reject)
+    result = api.tune_query(
+        db=db,
+        gt=gt_path,
+        qmodel=qmodel,
+        index=index_mode,
+        target_precision=target_precision,
+        target_recall=target_recall,
+        confidence=confidence,
+        holdout=holdout,
+        seed=seed,
+        reject=not no_reject,
+        out=out,
+        plot=plot,
+        progress=not quiet,
+    )
     print_tuning(result)
-    click.echo(f"wrote {result.thresholds.save(out)}")
-    if plot:
-        click.echo(f"wrote {plot_tradeoff(result, plot)}")
-    data: dict[str, Any] = result.to_dict()
-    _write_json(json_out, data)
+    for path in (out, plot):
+        if path:
+            click.echo(f"wrote {Path(path)}")
+    _write_json(json_out, result.to_dict())
 
 
 def _num(value: float | None) -> str:

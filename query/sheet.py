@@ -36,20 +36,15 @@ def _tile(image: np.ndarray, boxes: list[tuple[int, int, int, int]], caption: st
     return tile
 
 
-def contact_sheet(
-    result: QueryResult, path: str | os.PathLike, limit: int = 24, columns: int = 6, tile_width: int = 240
-) -> Path:
-    """Write a PNG of up to ``limit`` answer frames with their boxes; returns the path.
+def sheet_image(result: QueryResult, limit: int = 24, columns: int = 6, tile_width: int = 240) -> np.ndarray:
+    """The contact sheet as an RGB array: up to ``limit`` answer frames with their boxes, in a grid.
 
     The frames are decoded again from the indexed videos, so those files
     must still be where they were ingested from. An empty answer gives a
-    sheet that says so.
+    sheet that says so. (An array, so a report can embed it without a file.)
     """
     if limit < 1 or columns < 1 or tile_width < 32:
         raise ValueError("limit and columns must be >= 1 and tile_width >= 32")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: the contact sheet is a .png file")
     tiles: list[np.ndarray] = []
     by_video: dict[int, list[int]] = {}
     for k, frame in pick_frames(result, limit):
@@ -69,14 +64,24 @@ def contact_sheet(
         sheet = np.zeros((60, 4 * tile_width, 3), np.uint8)
         cv2.putText(sheet, f"no frames with {result.label}", (10, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
                     TEXT_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
-    else:
-        height = max(t.shape[0] for t in tiles)
-        tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
-        columns = min(columns, len(tiles))
-        blank = np.zeros_like(tiles[0])
-        tiles += [blank] * (-len(tiles) % columns)
-        rows = [np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)]
-        sheet = np.vstack(rows)
+        return sheet
+    height = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
+    columns = min(columns, len(tiles))
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)]
+    return np.vstack(rows)
+
+
+def contact_sheet(
+    result: QueryResult, path: str | os.PathLike, limit: int = 24, columns: int = 6, tile_width: int = 240
+) -> Path:
+    """Write :func:`sheet_image` as a PNG; returns the path."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: the contact sheet is a .png file")
+    sheet = sheet_image(result, limit, columns, tile_width)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{path}: cannot write the contact sheet")

@@ -1,7 +1,9 @@
 import json
+import re
 import subprocess
 import sys
 
+import click
 import cv2
 import pytest
 from click.testing import CliRunner
@@ -62,12 +64,17 @@ def test_train_info_evaluate_calibrate(image_folder, tmp_path):
     figures = json.loads((tmp_path / "e.json").read_text())
     assert len(figures["exit_accuracy"]) == 3 and figures["items"] == 180
 
-    calibrated = tmp_path / "c.mxn"
+    calibrated, figures = tmp_path / "c.mxn", tmp_path / "cal.json"
     cal = runner.invoke(
-        main, ["calibrate", str(model), str(image_folder), "--target-precision", "0.8", "-o", str(calibrated)]
-    )
+        main,
+        ["calibrate", str(model), str(image_folder), "--target-precision", "0.8", "-o", str(calibrated),
+         "--json", str(figures)],
+    )  # fmt: skip
     assert cal.exit_code == 0, cal.output
     assert "overall: precision" in cal.output and calibrated.exists()
+    written = json.loads(figures.read_text())
+    assert written["model"] == str(calibrated) and len(written["exits"]) == 3
+    assert written["target_precision"] == 0.8
 
 
 @pytest.mark.parametrize(
@@ -102,7 +109,7 @@ def test_world_commands(tmp_path):
     bad = runner.invoke(main, ["world", "video", "-p", "mars", "-o", str(tmp_path / "x.mp4")])
     assert bad.exit_code != 0 and "unknown camera preset" in bad.output
     size = runner.invoke(main, ["world", "video", "--size", "big", "-o", str(tmp_path / "y.mp4")])
-    assert size.exit_code != 0 and "WIDTHxHEIGHT" in size.output
+    assert size.exit_code == 2 and "Invalid value for --size: expected WIDTHxHEIGHT" in size.output
 
 
 def test_models_list_shows_the_shipped_models():
@@ -111,3 +118,47 @@ def test_models_list_shows_the_shipped_models():
     for name in ("ingest", "query", "gt"):
         assert f"{name}.mxn" in result.output
     assert "MISSING" not in result.output
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = (), parent: click.Context | None = None):
+    """Every command and group under ``command``, with its path and a context to render its help in."""
+    ctx = click.Context(command, info_name=path[-1] if path else "mxn", parent=parent)
+    yield path, command, ctx
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name), ctx)
+
+
+#: The commands that do a job and produce figures: each can write them with --json.
+JOB_COMMANDS = {
+    ("train", "images"),
+    ("train", "faces"),
+    ("info",),
+    ("calibrate",),
+    ("evaluate",),
+    ("ingest",),
+    ("query",),
+    ("tune", "query"),
+    ("tune", "faces"),
+    ("faces",),
+    ("movie",),
+    ("world", "video"),
+    ("world", "crops"),
+    ("models", "check"),
+    ("demo",),
+}
+
+
+def test_every_command_has_examples_and_every_job_has_json():
+    """The newcomer's path: each --help ends with real examples; each job's figures can be had as JSON."""
+    seen = set()
+    for path, command, ctx in _commands(main):
+        seen.add(path)
+        text = command.get_help(ctx)
+        assert "Examples" in text, f"mxn {' '.join(path)} --help has no examples"
+        examples = text.split("Examples:", 1)[-1]
+        assert re.search(r"^\s+mxn \w", examples, re.M), f"mxn {' '.join(path)} --help shows no command line"
+        if path in JOB_COMMANDS:
+            options = {opt for param in command.params for opt in param.opts}
+            assert "--json" in options, f"mxn {' '.join(path)} has no --json"
+    assert seen >= JOB_COMMANDS

@@ -271,3 +271,12 @@ def test_cli_train_faces_distils_a_face_model_from_a_movie(tmp_path, movies):
     assert report["kind"] == "distillation" and report["train_crops"] + report["heldout_crops"] > 10
     done = CliRunner().invoke(main, ["train", "faces", str(tmp_path / "nothing.mp4"), "--out", str(out)])
     assert done.exit_code != 0 and "nothing.mp4" in done.output
+
+
+def test_cli_faces_writes_an_html_report(tmp_path, cast, movies):
+    """The bundled face model's card carries thresholds, so no --thresholds file is needed."""
+    report = tmp_path / "faces.html"
+    args = ["faces", str(movies[0]), "--gallery", str(cast), "--db", f"sqlite:///{tmp_path / 'f.db'}"]
+    done = CliRunner().invoke(main, [*args, "--html", str(report), "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert f"wrote {report}" in done.output and "<html" in report.read_text()

@@ -250,3 +250,11 @@ def test_cli_ingest_reports_and_exits_nonzero_on_failure(tmp_path, clip):
     assert data["videos"][0]["stats"]["objects"] > 0
     bad = CliRunner().invoke(main, ["ingest", str(clip), "--db", db, "--exits", "0,9", "--quiet"])
     assert bad.exit_code == 1 and "no exit 9" in bad.output
+
+
+def test_cli_ingest_writes_an_html_report(tmp_path, clip):
+    report = tmp_path / "ingest.html"
+    args = ["ingest", str(clip), "--db", f"sqlite:///{tmp_path / 'r.db'}", "--chunk-frames", "45", "--quiet"]
+    out = CliRunner().invoke(main, [*args, "--html", str(report)])
+    assert out.exit_code == 0, out.output
+    assert f"wrote {report}" in out.output and "<html" in report.read_text()

@@ -278,3 +278,10 @@ def test_merge_segments_and_times():
     assert parse_time("90") == 90 and parse_time("1:30") == 90 and parse_time("0:01:30.5") == 90.5
     with pytest.raises(Exception, match="expected seconds"):
         parse_time("ten")
+
+
+def test_cli_query_writes_an_html_report(db, tmp_path):
+    report = tmp_path / "query.html"
+    result = CliRunner().invoke(main, ["query", "car", "--db", db, "--html", str(report), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {report}" in result.output and "<html" in report.read_text()
