@@ -5,6 +5,7 @@ the scripts' output and docs/BENCHMARKS.md, never in assertions.
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,11 @@ def test_bench_ingest(tmp_path):
             assert median["seconds"] > 0 and median["model_s"] > 0, (name, mode)
         assert len(preset["mxn_config"]["exits"]) >= 2 and len(preset["focus_config"]["exits"]) == 1
     assert result["memory"]["ratio"] > 0
+    workers = result["workers"]
+    assert set(workers["runs"]) == {"process", "workers_1", "workers_2"}
+    assert workers["same_objects"], "one process and 1 or 2 Dask workers index the same objects"
+    assert all(run["ranges"] >= 2 and run["frames_per_s"] > 0 for run in workers["runs"].values())
+    assert workers["speedup_2_vs_1_workers"] > 0
     assert {"speedup_vs_focus", "model_time_ratio_vs_gt_all", "floor_fraction", "memory_ratio"} <= set(
         result["targets_met"]
     )
@@ -125,3 +131,49 @@ def test_bench_faces(tmp_path):
     assert result["oracle_calls"] < result["faces"]  # the exits spared some oracle calls
     assert len(result["alpha_sweep"]) > 3 and (tmp_path / "result.png").read_bytes()[:4] == b"\x89PNG"
     assert {"speedup_recognition", "accuracy_within_1_point_of_oracle"} == set(result["targets_met"])
+
+
+#: The keys docs/BENCHMARKS.md cites from scripts/bench_scale.py.
+SCALE_KEYS = ("lookup_ms_at_1e6", "insert_per_object_us_at_1e6", "growth_exponent", "largest_objects",
+              "lookup_video_growth_exponent", "insert_growth_exponent")  # fmt: skip
+
+
+def positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def test_bench_scale(tmp_path):
+    result = _run("bench_scale.py", tmp_path)
+    assert set(SCALE_KEYS) <= set(result)
+    steps = result["steps"]
+    assert [s["objects"] for s in steps] == result["preset"]["steps"] == [10_000, 30_000, 100_000]
+    assert result["quick"] and result["largest_objects"] == 100_000  # where the "_at_1e6" keys come from
+    counts = result["counts"]
+    assert counts["objects"] == 100_000 and counts["clusters"] == result["largest_clusters"]
+    for k, step in enumerate(steps):
+        lookup, index = step["lookup"], step["cluster_index"]
+        assert step["videos"] == 4 * (k + 1)
+        assert 0.05 < step["clusters"] / step["objects"] < 0.2  # ~objects/10 clusters
+        timings = (lookup["window_ms"], lookup["video_ms"], lookup["all_videos_ms"],
+                   step["insert_per_object_us"], index["build_s"], index["search_ms"])  # fmt: skip
+        for value in timings:
+            assert positive(value), step
+        assert 0 < lookup["window_candidates"] <= lookup["video_candidates"] < lookup["all_videos_candidates"]
+        assert index["centroids"] == lookup["all_videos_candidates"] and index["kind"] == "flat"
+    for key in ("lookup_ms_at_1e6", "insert_per_object_us_at_1e6"):
+        assert positive(result[key]), key
+    for key in ("growth_exponent", "lookup_video_growth_exponent", "insert_growth_exponent"):
+        assert math.isfinite(result[key]), key
+    for point in [*result["sweep"], result["search"]]:
+        assert point["flat"]["nprobe"] is None and point["ivf"]["nprobe"] >= 1
+        assert positive(point["flat"]["search_ms"]) and positive(point["ivf"]["search_ms"])
+        assert 0.9 <= point["recall_at_1"] <= 1.0 and 0.0 <= point["recall_at_1_random"] <= 1.0
+    assert result["search"]["centroids"] == steps[-1]["cluster_index"]["centroids"]
+    proposed = result["proposed_indexes"]  # measured beside the schema's indexes, then dropped again
+    assert len(proposed["indexes"]) == 2
+    for key in ("window", "video", "all_videos", "cluster_index_cached"):
+        assert positive(proposed["without"][f"{key}_ms"]) and positive(proposed["with"][f"{key}_ms"]), key
+        assert positive(proposed[f"{key}_speedup"]), key
+    for key in ("window", "video", "all_videos"):  # the same answers, whichever index SQL uses
+        assert proposed["with"][f"{key}_candidates"] == proposed["without"][f"{key}_candidates"], key
+    assert set(result["targets_met"]) == {"lookup_within_10_ms"}

@@ -7,11 +7,22 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from storage.records import ClusterState, ObjectRecord, RunRecord, Verdict, VideoInfo
+from storage import vectors
+from storage.records import (
+    ClusterMerge,
+    ClusterState,
+    ObjectRecord,
+    RunRecord,
+    Verdict,
+    VideoInfo,
+    range_seq_base,
+)
+from storage.schema import SCHEMA_VERSION
 from storage.store import DEFAULT_URL, Store, StoreError, default_url
 
 DIM = 8
@@ -68,6 +79,7 @@ def ingest(
         clusters += fresh
         store.commit_chunk(run.id, chunk[-1].frame + 1, chunk, fresh, {"objects": chunk[-1].seq + 1})
     if finish:
+        store.finish_range(run.id, 0, {"objects": n})
         run = store.finish_run(run.id, {"objects": n})
     return run, objects, clusters
 
@@ -109,7 +121,7 @@ def test_new_database_gets_the_schema_and_another_version_is_refused(store_url, 
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_info SET version = 99"))
     engine.dispose()
-    with pytest.raises(StoreError, match=r"version 99 found.*expects version 3"):
+    with pytest.raises(StoreError, match=rf"version 99 found.*expects version {SCHEMA_VERSION}"):
         open_store(store_url, tmp_path)
 
 
@@ -124,8 +136,38 @@ def test_a_version_1_database_is_upgraded_in_place(store_url, tmp_path):
     with open_store(store_url, tmp_path) as store:
         assert store.counts()["objects"] == 30 and store.counts()["query_verdicts"] == 0
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == 3
+            assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == SCHEMA_VERSION
     engine.dispose()
+
+
+def test_a_version_3_database_gains_ranges_and_64_bit_seqs(store_url, tmp_path):
+    with open_store(store_url, tmp_path) as store:
+        video = store.add_video(video_info())
+        ingest(store, video.id)
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # what version 3 looked like: no ranges, 32-bit seqs on PostgreSQL
+        conn.execute(sa.text("DROP TABLE ingest_ranges"))
+        if conn.dialect.name == "postgresql":
+            for table in ("objects", "clusters"):
+                conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN seq TYPE INTEGER"))
+        conn.execute(sa.text("UPDATE schema_info SET version = 3"))
+    try:
+        with open_store(store_url, tmp_path) as store:
+            assert store.counts()["objects"] == 30  # the old index is intact
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == SCHEMA_VERSION
+            run = store.start_run(store.add_video(video_info(1)).id, "mxn", {}, "sha", [(0, 10), (10, None)])
+            rng = np.random.default_rng(9)
+            far = range_seq_base(1)  # range 1 numbers from 2^32: needs 64-bit seqs
+            objects = make_objects(rng, range(3))
+            for o in objects:
+                o.seq += far
+            cluster = make_cluster(rng, far, "car", [far, far + 2])
+            store.commit_chunk(run.id, 20, objects, [cluster], {}, range_index=1)
+            assert [c.seq for c in store.load_clusters(run.id, range_index=1)] == [far]
+            assert store.load_clusters(run.id, range_index=0) == []
+    finally:
+        engine.dispose()
 
 
 def test_bad_urls_raise_store_error_with_the_password_masked(tmp_path):
@@ -185,7 +227,11 @@ def test_commit_chunk_round_trip(store):
     car.centroid, car.representative_seq, car.active = rng.standard_normal(DIM).astype(np.float32), 13, False
     bus = make_cluster(rng, 1, "bus", [0, 3, 12])
     store.commit_chunk(run.id, 20, second, [car, bus], {"objects": 20})
-    assert store.get_run(run.id).next_frame == 20 and store.get_run(run.id).stats == {"objects": 20}
+    [progress] = store.ranges(run.id)
+    assert (progress.next_frame, progress.stats, progress.status) == (20, {"objects": 20}, "pending")
+    with pytest.raises(StoreError, match=r"ranges \[0\] are not done"):
+        store.finish_run(run.id, {})
+    store.finish_range(run.id, 0, {"objects": 20})
     done = store.finish_run(run.id, {"objects": 20, "frames": 20})
     assert (done.status, done.stats) == ("done", {"objects": 20, "frames": 20})
 
@@ -247,8 +293,65 @@ def test_a_failing_chunk_writes_nothing(store):
             store.commit_chunk(run.id, 40, objects, clusters, {"n": 2})
         assert store.counts() == before
         assert [c.new_members for c in clusters] == wanted  # kept: the caller may retry
-        current = store.get_run(run.id)
+        [current] = store.ranges(run.id)
         assert (current.next_frame, current.stats) == (10, {"n": 1})
+
+
+def test_a_range_commits_only_for_the_attempt_that_holds_it(store):
+    video = store.add_video(video_info())
+    run = store.start_run(video.id, "mxn", {}, "sha", [(0, 20), (20, None)])
+    assert [(r.index, r.start_frame, r.end_frame, r.status, r.next_frame) for r in store.ranges(run.id)] == [
+        (0, 0, 20, "pending", 0),
+        (1, 20, None, "pending", 20),
+    ]
+    rng = np.random.default_rng(4)
+    first = store.claim_range(run.id, 1, "worker-a")
+    assert (first.status, first.owner, first.attempts) == ("running", "worker-a", 1)
+    store.commit_chunk(run.id, 30, [], [], {"n": 1}, range_index=1, owner="worker-a")
+    retry = store.claim_range(run.id, 1, "worker-b")  # the scheduler gave worker-a up for dead
+    assert (retry.owner, retry.attempts, retry.next_frame) == ("worker-b", 2, 30)
+    before = store.counts()
+    with pytest.raises(StoreError, match="another attempt holds it"):
+        late = make_objects(rng, range(5))
+        store.commit_chunk(run.id, 40, late, [], {"n": 2}, range_index=1, owner="worker-a")
+    assert store.counts() == before  # the late writer's chunk left nothing behind
+    with pytest.raises(StoreError, match="another attempt holds it"):
+        store.finish_range(run.id, 1, {}, owner="worker-a")
+    store.finish_range(run.id, 1, {"n": 2}, owner="worker-b")
+    with pytest.raises(StoreError, match="already done"):
+        store.claim_range(run.id, 1, "worker-c")
+    with pytest.raises(StoreError, match=r"ranges \[0\] are not done"):
+        store.finish_run(run.id, {})
+
+
+def test_finishing_a_run_applies_cluster_merges_atomically(store):
+    video = store.add_video(video_info())
+    run = store.start_run(video.id, "mxn", {}, "sha", [(0, 20), (20, None)])
+    rng = np.random.default_rng(6)
+    late = range_seq_base(1)
+    early_objects, late_objects = make_objects(rng, range(4)), make_objects(rng, range(4, 8))
+    for o in late_objects:
+        o.seq += late - 4  # range 1's seqs, at frames 4-7
+    early = make_cluster(rng, 0, "car", [0, 1])
+    kept = make_cluster(rng, 1, "car", [2, 3])
+    absorbed = make_cluster(rng, late, "car", [late, late + 1])
+    apart = make_cluster(rng, late + 1, "car", [late + 2, late + 3])
+    store.commit_chunk(run.id, 20, early_objects, [early, kept], {}, range_index=0)
+    store.commit_chunk(run.id, 30, late_objects, [absorbed, apart], {}, range_index=1)
+    for index in (0, 1):
+        store.finish_range(run.id, index, {})
+    grown = dataclasses.replace(early, size=4, last_time=absorbed.last_time, new_members=[])
+    grown.centroid = rng.standard_normal(DIM).astype(np.float32)
+    with pytest.raises(StoreError, match="do not exist"):  # a bad plan changes nothing
+        store.finish_run(run.id, {}, [ClusterMerge(grown, (late + 99,))])
+    assert store.get_run(run.id).status == "running" and store.counts()["clusters"] == 4
+    store.finish_run(run.id, {}, [ClusterMerge(grown, (late,))])
+    by_first = {c.first_time: c for c in store.clusters("car")}
+    assert len(by_first) == 3
+    merged = by_first[early.first_time]
+    assert merged.size == 4 and merged.centroid.tobytes() == grown.centroid.tobytes()
+    assert [m.frame for m in store.cluster_members(merged.id)] == [0, 1, 4, 5]
+    assert store.counts()["cluster_members"] == 8  # moved, not copied
 
 
 def test_only_running_runs_take_chunks(store):
@@ -296,6 +399,7 @@ def test_finish_replaces_the_older_index_of_the_same_video_and_mode_only(store):
     store.fail_run(failed.id, "decoder exploded")
     new, objects, _ = ingest(store, video.id, finish=False, seed=5)
     assert len(store.objects(video.id)) == 30  # the old index still answers while the new one runs
+    store.finish_range(new.id, 0, {})
     store.finish_run(new.id, {"objects": 30})
     assert [r.id for r in store.runs()] == [focus.id, elsewhere.id, new.id]
     assert {o.run_id for o in store.objects(video.id)} == {new.id}
@@ -414,6 +518,7 @@ def test_a_large_chunk_commits_in_one_go(store):
                 enumerate(LABELS)]  # fmt: skip
     store.commit_chunk(run.id, 12_000, objects, clusters, {})
     assert store.counts()["cluster_members"] == 12_000
+    store.finish_range(run.id, 0, {})
     store.finish_run(run.id, {})
     assert len(store.object_features([o.id for o in store.objects(start=0, end=300)])) == 3001
 
@@ -502,3 +607,66 @@ def test_finishing_a_run_makes_the_index_stale(store_url, tmp_path):
         )
     with open_store(store_url, tmp_path) as store:  # the saved file is current
         assert store.cluster_index("car").fingerprint == replaced.fingerprint
+
+
+# -- IVF above the flat threshold (10^5 centroids are not built here: the threshold is lowered) -----------
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int = 16, looks: int = 20) -> np.ndarray:
+    """Unit centroids around a few directions, as one label's clusters lie (one per kind of look)."""
+    directions = unit_rows(rng.standard_normal((looks, dim)))
+    return unit_rows(directions[rng.integers(0, looks, n)] + 0.12 * rng.standard_normal((n, dim)))
+
+
+def test_above_the_threshold_the_index_is_ivf_and_finds_what_flat_finds():
+    rng = np.random.default_rng(3)
+    centroids = clustered(rng, 2000)
+    ids = np.arange(2000, dtype=np.int64) * 3 + 7  # cluster ids, not positions
+    blobs = [c.tobytes() for c in centroids]
+    flat = vectors.build("mxn", "car", "fp", ids, blobs)
+    ivf = vectors.build("mxn", "car", "fp", ids, blobs, flat_max_centroids=1999)
+    assert (flat.kind, flat.nprobe) == ("flat", None)
+    assert (ivf.kind, ivf.nprobe, len(ivf)) == ("ivf", 14, 2000)  # 179 = round(4 sqrt(2000)) lists
+    assert vectors.index_kind(2000, flat_max_centroids=2000) == "flat"  # at the threshold: still flat
+    limit = vectors.FLAT_MAX_CENTROIDS
+    assert (vectors.index_kind(limit), vectors.index_kind(limit + 1)) == ("flat", "ivf")
+    # object-like queries, a little off a centroid: the nearest cluster is the one flat finds
+    queries = unit_rows(centroids[rng.integers(0, 2000, 300)] + 0.03 * rng.standard_normal((300, 16)))
+    assert (ivf.search(queries, 1)[1] == flat.search(queries, 1)[1]).mean() >= 0.99
+    # more neighbours than the probed lists hold: still only real clusters, nearest first
+    distances, found = ivf.search(queries[:3], 5000)
+    assert (np.sort(found, axis=1) == ids).all() and (np.diff(distances, axis=1) >= 0).all()
+    again = vectors.build("mxn", "car", "fp", ids, blobs, flat_max_centroids=1999)
+    assert faiss.serialize_index(again.index).tobytes() == faiss.serialize_index(ivf.index).tobytes()
+
+
+def test_an_ivf_index_is_reloaded_and_rebuilt_when_the_threshold_moves(store_url, tmp_path, monkeypatch):
+    queries = np.random.default_rng(5).standard_normal((6, DIM)).astype(np.float32)
+    default = vectors.FLAT_MAX_CENTROIDS
+    monkeypatch.setattr(vectors, "FLAT_MAX_CENTROIDS", 5)  # 8 car clusters are "many"
+    with open_store(store_url, tmp_path) as store:
+        for n in range(4):
+            ingest(store, store.add_video(video_info(n)).id, seed=n)
+        index = store.cluster_index("car")
+        assert (len(index), index.kind, index.nprobe) == (8, "ivf", 3)
+        _, expected = index.search(queries, 3)
+        _, every = index.search(queries, 100)
+        assert (np.sort(every, axis=1) == sorted(c.id for c in store.clusters("car"))).all()
+        manifest = json.loads(index_files(store)[".json"].read_text())
+        assert (manifest["kind"], manifest["nprobe"]) == ("ivf", 3)
+        assert manifest["format"] == vectors.FORMAT_VERSION
+        inode = index_files(store)[".faiss"].stat().st_ino
+    with open_store(store_url, tmp_path) as store:  # another process: loads the IVF file as it is
+        again = store.cluster_index("car")
+        assert (again.kind, again.nprobe) == ("ivf", 3)
+        assert index_files(store)[".faiss"].stat().st_ino == inode  # not rewritten
+        assert (again.search(queries, 3)[1] == expected).all()
+    monkeypatch.setattr(vectors, "FLAT_MAX_CENTROIDS", default)
+    with open_store(store_url, tmp_path) as store:  # the threshold now asks for flat: rebuilt, exact
+        flat = store.cluster_index("car")
+        assert flat.kind == "flat" and json.loads(index_files(store)[".json"].read_text())["kind"] == "flat"
+        assert (flat.search(queries, 3)[1] == brute_force(store, "car", queries, 3)).all()
