@@ -142,7 +142,7 @@ class QueryEngine:
         if mode == "all":
             accepted_objects, stats = self._run_all(label, video_id, start, end, index_mode)
         else:
-            candidates = self.store.clusters(label, video_id, start, end, mode=index_mode)
+            candidates = self.store.clusters(label, video_id, start, end, mode=index_mode, crops=False)
             decisions = self._decide(label, candidates, mode)
             stats = decisions.stats
             accepted_objects = self._members(decisions.accepted, start, end)
@@ -194,7 +194,9 @@ class QueryEngine:
     # -- deciding candidates ------------------------------------------------
 
     def _crops(self, clusters: Sequence[ClusterRecord], size: int) -> np.ndarray:
-        return resize_batch([decode_png(c.representative_crop) for c in clusters], size)
+        """The representative crops of the clusters a CNN must see (fetched now: the lookup skipped them)."""
+        found = self.store.cluster_crops(c.id for c in clusters if not c.representative_crop)
+        return resize_batch([decode_png(c.representative_crop or found[c.id]) for c in clusters], size)
 
     def _decide(self, label: str, candidates: list[ClusterRecord], mode: str) -> _Decisions:
         stats = QueryStats(candidates=len(candidates))

@@ -173,6 +173,11 @@ class Cluster(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "seq", name="uq_clusters_run_seq"),
         Index("ix_clusters_label_video", "label", "video_id"),
+        # a query's candidates in a time window: the times sit in the index, so the rows (whose
+        # representative crops push the times onto overflow pages in SQLite) are read only for hits
+        Index("ix_clusters_label_video_time", "label", "video_id", "last_time", "first_time"),
+        # the FAISS caches' fingerprint reads (run, count, max id, sum of sizes) from the index alone
+        Index("ix_clusters_label_run_size", "label", "run_id", "id", "size"),
         Index("ix_clusters_run_label", "run_id", "label"),
         # deleting objects checks this foreign key; without an index that is a scan per object
         Index("ix_clusters_representative", "representative_object_id"),

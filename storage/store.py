@@ -243,7 +243,10 @@ def _ensure_schema(conn: Connection) -> None:
         Base.metadata.create_all(conn)
         conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
     elif found in UPGRADABLE_FROM:
-        Base.metadata.create_all(conn)  # creates only the missing tables
+        Base.metadata.create_all(conn)  # creates only the missing tables ...
+        for table in Base.metadata.sorted_tables:  # ... so the indexes added since go on existing ones
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
         if conn.dialect.name == "postgresql":
             for table, column in WIDENED_COLUMNS:
                 conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT")
@@ -367,7 +370,7 @@ def _cluster_record(row: Row) -> ClusterRecord:
         centroid=_to_vector(row.centroid),
         size=row.size,
         representative_object_id=row.representative_object_id,
-        representative_crop=bytes(row.representative_crop),
+        representative_crop=bytes(getattr(row, "representative_crop", b"")),
         first_time=row.first_time,
         last_time=row.last_time,
     )
@@ -884,10 +887,17 @@ class Store:
         end: float | None = None,
         *,
         mode: str | None = "mxn",
+        crops: bool = True,
     ) -> list[ClusterRecord]:
-        """The clusters of ``label`` whose [first_time, last_time] overlaps [start, end], by id."""
+        """The clusters of ``label`` whose [first_time, last_time] overlaps [start, end], by id.
+
+        ``crops=False`` leaves ``representative_crop`` empty (``b""``): a query's
+        candidate lookup, which fetches crops (:meth:`cluster_crops`) only for
+        the clusters a CNN must see, not for those its verdict cache answers.
+        """
+        columns = [c for c in CLUSTERS.c if crops or c.name != "representative_crop"]
         stmt = (
-            select(CLUSTERS)
+            select(*columns)
             .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
             .where(CLUSTERS.c.label == label, *_visible(mode))
             .order_by(CLUSTERS.c.id)
@@ -900,6 +910,15 @@ class Store:
             stmt = stmt.where(CLUSTERS.c.first_time <= end)
         with self._begin(f"listing clusters of {label!r}") as conn:
             return [_cluster_record(r) for r in conn.execute(stmt)]
+
+    def cluster_crops(self, cluster_ids: Iterable[int]) -> dict[int, bytes]:
+        """Representative crops (PNG) of clusters by id."""
+        out: dict[int, bytes] = {}
+        with self._begin("reading representative crops") as conn:
+            for batch in _batches(sorted({int(i) for i in cluster_ids})):
+                stmt = select(CLUSTERS.c.id, CLUSTERS.c.representative_crop).where(CLUSTERS.c.id.in_(batch))
+                out.update({cid: bytes(crop) for cid, crop in conn.execute(stmt)})
+        return out
 
     def cluster_members(self, cluster_id: int) -> list[StoredObject]:
         """The objects of a cluster (of a done run), with all their labels, by id."""

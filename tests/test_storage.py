@@ -140,6 +140,10 @@ def test_a_version_1_database_is_upgraded_in_place(store_url, tmp_path):
     engine.dispose()
 
 
+#: The cluster indexes schema version 4 added (an upgrade creates them on the existing table).
+NEW_IN_4 = ("ix_clusters_label_video_time", "ix_clusters_label_run_size")
+
+
 def test_a_version_3_database_gains_ranges_and_64_bit_seqs(store_url, tmp_path):
     with open_store(store_url, tmp_path) as store:
         video = store.add_video(video_info())
@@ -147,6 +151,8 @@ def test_a_version_3_database_gains_ranges_and_64_bit_seqs(store_url, tmp_path):
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:  # what version 3 looked like: no ranges, 32-bit seqs on PostgreSQL
         conn.execute(sa.text("DROP TABLE ingest_ranges"))
+        for index in NEW_IN_4:
+            conn.execute(sa.text(f"DROP INDEX {index}"))
         if conn.dialect.name == "postgresql":
             for table in ("objects", "clusters"):
                 conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN seq TYPE INTEGER"))
@@ -156,6 +162,7 @@ def test_a_version_3_database_gains_ranges_and_64_bit_seqs(store_url, tmp_path):
             assert store.counts()["objects"] == 30  # the old index is intact
             with engine.connect() as conn:
                 assert conn.execute(sa.text("SELECT version FROM schema_info")).scalar() == SCHEMA_VERSION
+                assert set(NEW_IN_4) <= {i["name"] for i in sa.inspect(conn).get_indexes("clusters")}
             run = store.start_run(store.add_video(video_info(1)).id, "mxn", {}, "sha", [(0, 10), (10, None)])
             rng = np.random.default_rng(9)
             far = range_seq_base(1)  # range 1 numbers from 2^32: needs 64-bit seqs
@@ -252,6 +259,13 @@ def test_commit_chunk_round_trip(store):
     assert c.representative_object_id == stored[13].id
     assert [m.frame for m in store.cluster_members(c.id)] == [1, 4, 7, 10, 13, 16, 19]
     [b] = store.clusters("bus")
+    [lean] = store.clusters("bus", crops=False)  # a query's lookup: crops only when a CNN needs them
+    assert lean.representative_crop == b"" and (lean.id, lean.size, lean.first_time) == (
+        b.id,
+        b.size,
+        b.first_time,
+    )
+    assert store.cluster_crops([b.id, c.id]) == {b.id: bus.representative_crop, c.id: car.representative_crop}
     assert b.representative_object_id == stored[0].id
     assert [m.frame for m in store.cluster_members(b.id)] == [0, 3, 12]
     assert store.cluster_members(b.id)[0].labels == first[0].labels
