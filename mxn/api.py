@@ -30,8 +30,13 @@ Conventions, the same in every function:
   (``--no-cache`` is ``cache=False``, ``--quiet`` is ``progress=False``);
 * paths are ``str`` or :class:`~pathlib.Path`; ``db`` is a database URL
   (``None``: ``$MXN_DB``, else ``sqlite:///mxn.db``; a ``Path`` is an SQLite
-  file); ``model``, ``gt``, ``qmodel`` are model files (``None``: the bundled
-  default);
+  file) or an open :class:`storage.store.Store`, used as it is and left open;
+  ``model``, ``gt``, ``qmodel`` are model files (``None``: the bundled
+  default) or, for :func:`ingest`, :func:`query`, :func:`tune_query`,
+  :func:`label_faces` and :func:`tune_faces`, a model already loaded (an
+  :class:`~mxn.modelfile.MXNModel`; for the face jobs also a
+  :class:`facerec.model.FaceMXN`), used as it is, so a script that runs
+  several jobs loads each model once;
 * lists are sequences or the command line's comma-separated text (``"0,1,2"``);
 * each result object has ``to_dict()``: what ``--json`` writes;
 * a bad argument raises :class:`OptionError` (a ``ValueError``) naming it,
@@ -50,12 +55,14 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from facerec.model import FaceMXN
     from facerec.pipeline import MovieResult
     from facerec.tuning import FaceThresholds, Replay
     from ingest.config import IngestConfig
@@ -66,6 +73,7 @@ if TYPE_CHECKING:
     from mxn.world.video import RenderedClip
     from query.result import QueryResult
     from query.tuning import TuningResult
+    from storage.store import Store
 
 PathLike = str | os.PathLike
 #: A callable that shows one line of news (the command line passes ``click.echo``).
@@ -222,19 +230,48 @@ def _existing(path: PathLike, what: str, folder: bool) -> Path:
     return path
 
 
-def database_url(db: str | os.PathLike | None = None) -> str:
+def database_url(db: str | os.PathLike | Store | None = None) -> str:
     """The database every job uses: ``db``, else ``$MXN_DB``, else ``sqlite:///mxn.db``.
 
     A ``Path`` (not a string) is taken as an SQLite file, so ``Path("out/x.db")`` works as well as
-    ``"sqlite:///out/x.db"``.
+    ``"sqlite:///out/x.db"``; an open :class:`~storage.store.Store` gives its URL (password masked).
     """
-    from storage.store import default_url
+    from storage.store import Store, default_url
 
     if db is None:
         return default_url()
+    if isinstance(db, Store):
+        return db.url
     if isinstance(db, os.PathLike):
         return f"sqlite:///{os.fspath(db)}"
     return db
+
+
+@contextmanager
+def _open_store(db: str | os.PathLike | Store | None) -> Iterator[Store]:
+    """The store of ``db`` for one job: opened and closed here, or the caller's open one, left open."""
+    from storage.store import Store
+
+    if isinstance(db, Store):
+        yield db
+        return
+    with Store(database_url(db)) as store:
+        yield store
+
+
+def _loaded(value: object) -> bool:
+    """True for a model or store already open, rather than a file or URL (``None``: the default)."""
+    return not isinstance(value, str | os.PathLike | None)
+
+
+def _model(model: PathLike | MXNModel | None, default: str) -> MXNModel:
+    """``model`` ready to run: one already loaded as it is, else its file or the bundled ``default``."""
+    from mxn.defaults import load_default_model
+    from mxn.modelfile import MXNModel, load_model
+
+    if isinstance(model, MXNModel):
+        return model
+    return load_model(model) if model else load_default_model(default)
 
 
 def _log(log: Log | None, line: str) -> None:
@@ -448,8 +485,8 @@ class IngestResults(list["IngestResult"]):
 
 def ingest(
     videos: PathLike | Sequence[PathLike],
-    db: str | os.PathLike | None = None,
-    model: PathLike | None = None,
+    db: str | os.PathLike | Store | None = None,
+    model: PathLike | MXNModel | None = None,
     mode: str = "mxn",
     exits: str | Sequence[int] | None = None,
     topk: int = 2,
@@ -474,9 +511,11 @@ def ingest(
     ``"focus"`` (one exit, top-``topk``) or ``"gt-all"`` (the ground-truth
     CNN's top-1 on every object: the reference queries are judged against).
     ``model`` defaults to the bundled ingest MXN (the ground-truth CNN for
-    gt-all). With ``workers`` (a local Dask cluster) or ``scheduler`` (an
-    existing one, ``tcp://HOST:PORT``) the ranges of ``range_frames`` frames
-    run in parallel; the index is the same either way.
+    gt-all); a model already loaded is used as it is. With ``workers`` (a
+    local Dask cluster) or ``scheduler`` (an existing one, ``tcp://HOST:PORT``)
+    the ranges of ``range_frames`` frames run in parallel; the index is the
+    same either way. The workers load the model and open the database
+    themselves, so they need ``model`` as a file and ``db`` as a URL.
 
     A missing or damaged video is not an exception: its result has status
     ``"failed"`` and an ``error``, and the other videos still ingest. A video
@@ -492,6 +531,13 @@ def ingest(
         )
     if workers is not None and workers < 1:
         raise OptionError(f"must be >= 1, got {workers}", "workers")
+    distributed = workers is not None or scheduler is not None
+    if distributed and (_loaded(model) or _loaded(db)):
+        raise OptionError(
+            "with {workers} or {scheduler}, give {model} as a file and {db} as a URL: each worker "
+            "loads the model and opens the database itself",
+            mentions=("workers", "scheduler", "model", "db"),
+        )
     _tensorflow()
     if html:
         from reports import write_ingest_report  # before the work: a missing package fails now
@@ -499,8 +545,6 @@ def ingest(
     from ingest.extraction import ExtractorConfig
     from ingest.run import ingest_videos
     from mxn.defaults import default_model_path
-    from mxn.modelfile import load_model
-    from storage.store import Store
 
     config = IngestConfig(
         mode=mode,
@@ -515,37 +559,31 @@ def ingest(
         skip_static=skip_static,
         extractor=ExtractorConfig(warmup=warmup, min_area=min_area),
     )
-    model_file = Path(model) if model else default_model_path("gt" if mode == "gt-all" else "ingest")
-    loaded = load_model(model_file)
+    default = "gt" if mode == "gt-all" else "ingest"
+    loaded = _model(model, default)
     resolved = config.resolve(loaded.spec.num_exits)  # an exit the model lacks fails before any video
     url = database_url(db)
-    if workers is None and scheduler is None:
-        with Store(url) as store:
+    if not distributed:
+        with _open_store(db) as store:
             results = ingest_videos(paths, store, loaded, config, force=force, progress=progress)
     else:
         from ingest.distributed import ingest_videos_distributed
 
+        model_file = Path(model) if model else default_model_path(default)
         results = ingest_videos_distributed(
             paths, url, model_file, config, workers=workers, scheduler=scheduler, force=force,
             progress=progress,
         )  # fmt: skip
     done = IngestResults(results, url, resolved)
     if html:
-        with Store(url) as store:
+        with _open_store(db) as store:
             write_ingest_report(html, store, done)
     return done
 
 
-def _query_models(gt: PathLike | None, qmodel: PathLike | None, need_query: bool):
-    """The ground-truth CNN and (when ``need_query``) the query MXN: the given files or the bundled ones."""
-    from mxn.defaults import load_default_model
-    from mxn.modelfile import load_model
-
-    gt_model = load_model(gt) if gt else load_default_model("gt")
-    query_model = None
-    if need_query:
-        query_model = load_model(qmodel) if qmodel else load_default_model("query")
-    return gt_model, query_model
+def _query_models(gt: PathLike | MXNModel | None, qmodel: PathLike | MXNModel | None, need_query: bool):
+    """The ground-truth CNN and (when ``need_query``) the query MXN: as given, or the bundled ones."""
+    return _model(gt, "gt"), (_model(qmodel, "query") if need_query else None)
 
 
 def query(
@@ -553,9 +591,9 @@ def query(
     video: str | None = None,
     start: float | str | None = None,
     end: float | str | None = None,
-    db: str | os.PathLike | None = None,
-    gt: PathLike | None = None,
-    qmodel: PathLike | None = None,
+    db: str | os.PathLike | Store | None = None,
+    gt: PathLike | MXNModel | None = None,
+    qmodel: PathLike | MXNModel | None = None,
     thresholds: PathLike | None = None,
     mode: str = "mxn",
     index: str | None = None,
@@ -564,6 +602,7 @@ def query(
     cache: bool = True,
     progress: bool = True,
     html: PathLike | None = None,
+    html_images: Sequence[PathLike] = (),
 ) -> QueryResult:
     """Find the frames that show ``label`` (``mxn query LABEL``).
 
@@ -577,7 +616,9 @@ def query(
     thresholds); ``index`` picks the mxn or focus ingest's index.
 
     Writes the answer to ``out`` (``.json`` or ``.csv``), a contact sheet to
-    ``sheet`` (``.png``) and an HTML report to ``html`` when given. Verdicts
+    ``sheet`` (``.png``) and an HTML report to ``html`` when given, with the
+    PNG files of ``html_images`` (plots, e.g. :func:`tune_query`'s) embedded in
+    it. ``gt`` and ``qmodel`` may be models already loaded. Verdicts
     are cached, so asking again runs no CNN (``cache=False`` pays again).
     An unknown label raises :class:`query.engine.QueryError` listing the
     labels the index knows.
@@ -591,14 +632,13 @@ def query(
     from query.engine import MODES, QueryEngine
     from query.sheet import contact_sheet
     from query.thresholds import load_thresholds
-    from storage.store import Store
 
     if mode not in MODES:  # the engine says the same, but only after both models have loaded
         raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "mode")
 
     limits = load_thresholds(thresholds) if thresholds else None
     gt_model, query_model = _query_models(gt, qmodel, need_query=mode == "mxn")
-    with Store(database_url(db)) as store:
+    with _open_store(db) as store:
         engine = QueryEngine(store, gt_model, query_model, limits, use_cache=cache, progress=progress)
         result = engine.run(label, video, begin, finish, mode=mode, index_mode=index)
         if out:
@@ -606,14 +646,14 @@ def query(
         if sheet:
             contact_sheet(result, sheet)
         if html:  # with the store for the gt-all reference, and the sheet just drawn (not drawn twice)
-            write_query_report(html, result, store, sheet=sheet)
+            write_query_report(html, result, store, sheet=sheet, images=html_images)
     return result
 
 
 def tune_query(
-    db: str | os.PathLike | None = None,
-    gt: PathLike | None = None,
-    qmodel: PathLike | None = None,
+    db: str | os.PathLike | Store | None = None,
+    gt: PathLike | MXNModel | None = None,
+    qmodel: PathLike | MXNModel | None = None,
     index: str | None = None,
     target_precision: float = 0.99,
     target_recall: float = 0.99,
@@ -632,14 +672,15 @@ def tune_query(
     fitted exit by exit on part of them and judged on the ``holdout`` rest.
     Writes the thresholds to ``out`` (for :func:`query`'s ``thresholds``;
     ``None``: not written) and the trade-off curve to ``plot`` (``.png``).
+    ``gt`` and ``qmodel`` may be models already loaded. Too few candidates
+    raise :class:`query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
     _tensorflow()
     from query.tuning import collect_samples, plot_tradeoff, tune
-    from storage.store import Store
 
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
-    with Store(database_url(db)) as store:
+    with _open_store(db) as store:
         samples = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject)
     if out:
@@ -687,7 +728,9 @@ def make_movie(
     Writes ``out`` (``NAME.mp4``) and ``NAME.truth.jsonl``; with ``gallery``,
     also a folder of photos per cast member (``gallery/NAME/*.jpg``) that
     leaves out the people in ``leave_out``, so the oracle must call them
-    strangers. ``preset`` is ``"tiny"``, ``"short"`` or ``"feature"``.
+    strangers. ``preset`` is ``"tiny"``, ``"short"`` or ``"feature"``. The
+    gallery is written before the movie, and the movie atomically, so a movie
+    on disk means its gallery is whole.
     """
     from facerec.movies import make_movie as compose
     from facerec.movies import movie_presets, write_gallery, write_movie
@@ -698,19 +741,25 @@ def make_movie(
     if seconds is not None:
         options["seconds"] = seconds
     composed = compose(seed=seed, **options)
-    video, truth = write_movie(out, composed)
-    files = MovieFiles(video, truth, composed.frames, len(composed.shots))
-    if gallery:
+    photos: dict[str, list[Path]] = {}
+    if gallery:  # first: a movie on disk (written atomically) means its gallery is whole
         left_out = (leave_out,) if isinstance(leave_out, str) else tuple(leave_out)
-        files.gallery = Path(gallery)
-        files.photos = write_gallery(gallery, list(composed.cast), leave_out=left_out)
-    return files
+        photos = write_gallery(gallery, list(composed.cast), leave_out=left_out)
+    video, truth = write_movie(out, composed)
+    folder = Path(gallery) if gallery else None
+    return MovieFiles(video, truth, composed.frames, len(composed.shots), gallery=folder, photos=photos)
 
 
-def _face_model(path: PathLike | None):
+def _face_model(model: PathLike | MXNModel | FaceMXN | None) -> FaceMXN:
+    """The face MXN: one already loaded as it is, else its file or the bundled one."""
     from facerec.model import FaceMXN
+    from mxn.modelfile import MXNModel
 
-    return FaceMXN.from_file(path) if path else FaceMXN.default()
+    if isinstance(model, FaceMXN):
+        return model
+    if isinstance(model, MXNModel):
+        return FaceMXN(model)
+    return FaceMXN.from_file(model) if model else FaceMXN.default()
 
 
 def _oracle(gallery: PathLike | None):
@@ -758,6 +807,7 @@ def _labelled_movie_type() -> type:
 
         db: str = ""
         config: FaceConfig | None = None
+        gallery_people: tuple[str, ...] = ()  # who the oracle knows; anyone else is a stranger (unknown-N)
 
         def to_dict(self) -> dict[str, Any]:
             return {
@@ -781,11 +831,11 @@ def __getattr__(name: str) -> Any:
 def label_faces(
     movies: PathLike | Sequence[PathLike],
     gallery: PathLike | None = None,
-    model: PathLike | None = None,
+    model: PathLike | MXNModel | FaceMXN | None = None,
     thresholds: PathLike | None = None,
     alpha: float | None = None,
     movie: str | None = None,
-    db: str | os.PathLike | None = None,
+    db: str | os.PathLike | Store | None = None,
     detector: str = "hog",
     stride: int = 1,
     min_face: int = 20,
@@ -815,8 +865,12 @@ def label_faces(
     (``.json`` or ``.csv``), subtitles to ``srt``, an annotated copy of the
     first video to ``annotate`` and an HTML report to ``html`` when given.
 
+    ``model`` is a face model file (default: the bundled face MXN) or one
+    already loaded (a :class:`~facerec.model.FaceMXN` or its ``MXNModel``).
+
     Returns the library's :class:`~facerec.pipeline.MovieResult` (rows,
-    per-video stats, ``summary()``), with ``db``, ``config`` and ``to_dict()``.
+    per-video stats, ``summary()``), with ``db``, ``config``,
+    ``gallery_people`` (the people the gallery knows) and ``to_dict()``.
     """
     paths = _paths(movies, "movies")
     _tensorflow()
@@ -825,21 +879,20 @@ def label_faces(
     from facerec.outputs import ROW_FORMATS, annotate_video, subtitle_cues, write_faces, write_srt
     from facerec.pipeline import FaceConfig, label_movie
     from ingest.decode import probe
-    from storage.store import Store
 
     _suffix(out, ROW_FORMATS, "out")
     face_model = _face_model(model)
     limits, rate = _face_thresholds(thresholds, face_model, alpha)
     config = FaceConfig(limits, rate, detector, stride, min_face, chunk_frames)
-    oracle, _ = _oracle(gallery)
+    oracle, people = _oracle(gallery)
     url = database_url(db)
-    with Store(url) as store:
+    with _open_store(db) as store:
         result = label_movie(
             paths, store, face_model, oracle, config, movie=movie, force=force, progress=progress,
             on_error=on_error,
         )  # fmt: skip
     labelled = _labelled_movie_type()(**{f.name: getattr(result, f.name) for f in fields(result)})
-    labelled.db, labelled.config = url, config
+    labelled.db, labelled.config, labelled.gallery_people = url, config, tuple(sorted(people))
     if out:
         write_faces(labelled.faces, out, extra={"summary": labelled.summary()})
     if srt:
@@ -871,7 +924,7 @@ class FaceTuning:
 def tune_faces(
     videos: PathLike | Sequence[PathLike],
     gallery: PathLike | None = None,
-    model: PathLike | None = None,
+    model: PathLike | MXNModel | FaceMXN | None = None,
     target_accuracy: float = 0.99,
     alpha: float = 1 / 15,
     detector: str = "hog",
@@ -889,6 +942,8 @@ def tune_faces(
     (Fig. 5.6). Writes the thresholds file to ``out`` (for :func:`label_faces`;
     ``None``: not written), the sweep to ``plot`` (``.png``) and, with
     ``into_model``, a copy of the face model carrying the thresholds in its card.
+    ``model`` is a face model file (default: the bundled face MXN) or one
+    already loaded, which is left as it was.
     """
     paths = _paths(videos, "videos")
     for path in paths:
@@ -916,11 +971,12 @@ def tune_faces(
     if plot:
         plot_alpha_sweep(sweep, plot)
     if into_model:
+        from dataclasses import replace
+
         from mxn.modelfile import save_model
 
-        face_model.model.thresholds = list(limits)
-        face_model.model.calibration = {"face_thresholds": tuned.to_dict(), "alpha_sweep": sweep}
-        save_model(face_model.model, into_model)
+        calibration = {"face_thresholds": tuned.to_dict(), "alpha_sweep": sweep}
+        save_model(replace(face_model.model, thresholds=list(limits), calibration=calibration), into_model)
     return FaceTuning(tuned, replayed, sweep, len(sample), oracle_only)
 
 

@@ -238,7 +238,9 @@ def print_fit_report(report, classes: Sequence[str]) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES_MAIN)
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120}, epilog=EXAMPLES_MAIN
+)
 @click.version_option(package_name="mxn")
 def main() -> None:
     """mxn: video queries and face labelling with multi-exit networks.

@@ -32,6 +32,7 @@ EXAMPLES_TUNE = """
 Examples:
 
   mxn movie --preset short --seed 7 -o calib/calib.mp4 --gallery calib/cast
+
   mxn tune faces calib/calib.mp4 --gallery calib/cast --out face-thresholds.json --plot alpha.png
 
 Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).

@@ -3,7 +3,7 @@
 A newcomer's first command should show every job mxn does, on data and
 models that ship with it, and leave files worth opening:
 
-1. render a traffic clip with the world (:func:`mxn.world.video.render_clip`);
+1. render a traffic clip with the world (:func:`mxn.api.render_traffic_video`);
 2. ingest it twice into one SQLite file: the mxn index (the bundled ingest
    MXN) and the gt-all reference (the bundled GT-CNN on every object), so
    answers can be judged;
@@ -11,7 +11,7 @@ models that ship with it, and leave files worth opening:
    with its trade-off plot), then ask a few labels in mxn mode with the
    query model's bundled thresholds: answers, contact sheets;
 4. compose the short face movie of real faces and its cast gallery
-   (:mod:`facerec.movies`, one person left out as a stranger);
+   (:func:`mxn.api.make_movie`, one person left out as a stranger);
 5. label it with the bundled face MXN (Algorithm 3, dlib's oracle): face
    rows, subtitles, accuracy against the movie's truth;
 6. write ``index.html``, the front page that links every job's HTML report
@@ -23,9 +23,13 @@ same: videos already indexed and movies already labelled are skipped, and
 cached verdicts answer the queries. With another plan the demo's own data
 files are removed first, so the database never mixes two clips.
 
-Like the command line, this is a top-layer module: it reaches into
-``ingest``, ``query``, ``facerec``, ``storage`` and ``reports``, importing
-them inside the functions so ``mxn --help`` stays fast.
+Each step is a job of the Python API (:mod:`mxn.api`, what every ``mxn``
+command runs), called with the models loaded once and the one open database,
+so the demo runs the same code as the commands it stands for. Only what no
+single job does is done here: the ingest report over both indexes, and the
+faces' accuracy against the movie's truth in the faces report. Like the
+command line, this is a top-layer module, importing the library inside the
+functions so ``mxn --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -226,13 +230,13 @@ def prepare(paths: DemoPaths, plan: DemoPlan) -> bool:
 
 
 def render_traffic(paths: DemoPaths, plan: DemoPlan, reuse: bool, progress: bool) -> dict[str, Any]:
-    """The clip (rendered unless reused) and what it is."""
+    """The clip (rendered unless reused: :func:`mxn.api.render_traffic_video`) and what it is."""
     from ingest.decode import probe
-    from mxn.world.video import render_clip
+    from mxn import api
 
     video = paths.clip(plan)
     if not reuse:
-        render_clip(
+        api.render_traffic_video(
             video, plan.preset, plan.seconds, seed=plan.seed, size=plan.size, fps=plan.fps, progress=progress
         )
     info = probe(video)
@@ -248,13 +252,11 @@ def render_traffic(paths: DemoPaths, plan: DemoPlan, reuse: bool, progress: bool
 
 def ingest_both(store: Store, video: Path, models: dict[str, MXNModel], progress: bool) -> list[IngestResult]:
     """The mxn index (bundled ingest MXN) and the gt-all reference (bundled GT-CNN) of one clip."""
-    from ingest.config import IngestConfig
-    from ingest.run import ingest_videos
+    from mxn import api
 
     results = []
     for mode, model in (("mxn", "ingest"), ("gt-all", "gt")):
-        config = IngestConfig(mode=mode)
-        [result] = ingest_videos([video], store, models[model], config, progress=progress)
+        [result] = api.ingest(video, db=store, model=models[model], mode=mode, progress=progress)
         if result.status == "failed":
             raise DemoError(f"the demo's clip did not ingest ({mode}): {result.error}")
         results.append(result)
@@ -279,18 +281,19 @@ def tune_on_index(
     store: Store, gt: MXNModel, qmodel: MXNModel, paths: DemoPaths, progress: bool
 ) -> dict[str, Any] | None:
     """What ``mxn tune query`` finds on the demo's index, and its trade-off plot (None: too few samples)."""
-    from query.tuning import TuningError, collect_samples, plot_tradeoff, tune
+    from mxn import api
+    from query.tuning import TuningError
 
+    thresholds, plot = paths.results / "query-thresholds.json", paths.results / "query-tradeoff.png"
     try:
-        samples = collect_samples(store, gt, qmodel, "mxn", progress=progress)
-        result = tune(samples, qmodel)
+        result = api.tune_query(
+            db=store, gt=gt, qmodel=qmodel, index="mxn", out=thresholds, plot=plot, progress=progress
+        )
     except TuningError:
         return None
     held = result.held_out
-    thresholds = result.thresholds.save(paths.results / "query-thresholds.json")
-    plot = plot_tradeoff(result, paths.results / "query-tradeoff.png")
     return {
-        "candidates": len(samples),
+        "candidates": result.thresholds.evaluation["samples"],
         "target_precision": result.thresholds.target_precision,
         "precision": held["precision"],
         "recall": held["recall"],
@@ -329,32 +332,30 @@ def ask_labels(
     progress: bool,
 ) -> list[dict[str, Any]]:
     """The plan's labels the index knows, each asked in mxn mode: answer, contact sheet, report."""
-    from query.engine import QueryEngine
-    from query.sheet import contact_sheet
-    from reports import write_query_report
+    from mxn import api
 
-    engine = QueryEngine(store, gt, qmodel, progress=progress)
     known = set(store.labels(mode="mxn"))
     rows = []
     for label in (lab for lab in plan.labels if lab in known):
-        result = engine.run(label, mode="mxn", index_mode="mxn")
-        answer = result.write(paths.results / f"query-{label}.json")
-        sheet = contact_sheet(result, paths.results / f"query-{label}.png")
-        report = write_query_report(
-            paths.root / f"query-{label}.html", result, store, sheet=sheet, images=images
-        )
+        answer, sheet = paths.results / f"query-{label}.json", paths.results / f"query-{label}.png"
+        report = paths.root / f"query-{label}.html"
+        result = api.query(
+            label, db=store, gt=gt, qmodel=qmodel, mode="mxn", index="mxn", out=answer, sheet=sheet,
+            progress=progress, html=report, html_images=images,
+        )  # fmt: skip
         rows.append(query_row(result) | {"answer": str(answer), "sheet": str(sheet), "report": str(report)})
     return rows
 
 
 def compose_movie(paths: DemoPaths, plan: DemoPlan, reuse: bool) -> Path:
     """The face movie and its cast gallery, with :data:`STRANGER` left out (rendered unless reused)."""
-    from facerec.movies import write_gallery, write_movie
+    from mxn import api
 
     video = paths.movie(plan)
-    if not reuse:  # the gallery first: a movie on disk (written atomically) means the gallery is whole
-        write_gallery(paths.cast, leave_out=[STRANGER])
-        write_movie(video, preset=plan.movie_preset, seed=plan.seed)
+    if not reuse:  # a movie on disk means its gallery is whole (make_movie writes the gallery first)
+        api.make_movie(
+            video, preset=plan.movie_preset, seed=plan.seed, gallery=paths.cast, leave_out=STRANGER
+        )
     return video
 
 
@@ -381,32 +382,29 @@ def truth_accuracy(faces: Sequence[LabelledFace], truth: Truth, gallery: set[str
     return score(names, truths, gallery)
 
 
-def label_faces(
-    store: Store, video: Path, paths: DemoPaths, plan: DemoPlan, progress: bool
-) -> dict[str, Any]:
-    """Label the movie with the bundled face MXN and its thresholds; rows, subtitles, report."""
+def label_faces(store: Store, video: Path, paths: DemoPaths, progress: bool) -> dict[str, Any]:
+    """Label the movie with the bundled face MXN and its thresholds; rows, subtitles, report.
+
+    :func:`mxn.api.label_faces` labels and writes the rows and subtitles; the
+    report is written here, with the accuracy against the movie's truth.
+    """
     from facerec.model import FaceMXN
-    from facerec.movies import movie_presets, read_truth
-    from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
-    from facerec.outputs import person_timeline, screen_time, subtitle_cues, write_faces, write_srt
-    from facerec.pipeline import FaceConfig, label_movie
+    from facerec.movies import read_truth
+    from mxn import api
     from reports import write_faces_report
 
     face_model = FaceMXN.default()
     if face_model.model.thresholds is None:
         raise DemoError("the bundled face model carries no thresholds (scripts/build_face_model.sh)")
-    config = FaceConfig(tuple(face_model.model.thresholds))
-    embedder = FaceEmbedder()
-    gallery = Gallery.from_folder(paths.cast, embedder=embedder)
-    oracle = GalleryOracle(gallery, embedder=embedder)
-    result = label_movie([video], store, face_model, oracle, config, movie="demo", progress=progress)
+    rows, srt = paths.results / "faces.json", paths.results / "faces.srt"
+    result = api.label_faces(
+        video, gallery=paths.cast, model=face_model, movie="demo", db=store, out=rows, srt=srt,
+        progress=progress,
+    )  # fmt: skip
     if result.failed:
         raise DemoError(f"the demo's movie could not be labelled: {result.failed[0]['error']}")
-    accuracy = truth_accuracy(result.faces, read_truth(video), set(gallery.people))
-    summary = result.summary()
-    rows = write_faces(result.faces, paths.results / "faces.json", extra={"summary": summary})
-    frame_seconds = config.stride / movie_presets[plan.movie_preset]["fps"]
-    srt = write_srt(subtitle_cues(result.faces, frame_seconds), paths.results / "faces.srt")
+    accuracy = truth_accuracy(result.faces, read_truth(video), set(result.gallery_people))
+    summary = result.to_dict()  # the figures of `mxn faces --json`: the summary and the screen times
     report = write_faces_report(paths.root / "faces.html", result, truth_accuracy=accuracy)
     return {
         "movie": result.movie,
@@ -418,7 +416,7 @@ def label_faces(
         "oracle_calls": summary["oracle_calls"],
         "oracle_rate": summary["oracle_rate"],
         "truth_accuracy": accuracy,
-        "screen_time_s": screen_time(person_timeline(result.faces)),
+        "screen_time_s": summary["screen_time_s"],
         "seconds": result.seconds,
         "rows": str(rows),
         "srt": str(srt),
@@ -498,7 +496,7 @@ def run_demo(
         with stage(f"{composing} the {plan.movie_preset} face movie and its cast gallery"):
             movie = compose_movie(paths, plan, reuse)
         with stage("labelling its faces (face MXN exits, dlib oracle)"):
-            summary.faces = label_faces(store, movie, paths, plan, progress)
+            summary.faces = label_faces(store, movie, paths, progress)
     # the overview and the JSON are written last, with the same final figures
     summary.files = collect_files(summary, paths)
     summary.stages = dict(stage.seconds)
