@@ -22,11 +22,16 @@ PostgreSQL database. Side by side in one run:
    (7.8 KB, like the 7.6 KB of bench_query's downtown index). Commits are
    chunks of 5,000 objects (a 900-frame chunk of downtown holds ~5,600); a
    cluster that spans chunks is updated in the next one, as ingest does.
-2. **Candidate lookup** after each step: ``Store.clusters(label, video, start,
-   end)`` for ``car`` in the step's first (longest) video over a 20 s window in
-   its middle (the same-sized answer at every step), and over the whole video
-   (an answer that grows with the video); medians of repeats after a warm-up.
-   ``Store.clusters(label)`` over every video is timed too (``--video all``).
+2. **Candidate lookup** after each step, as a query makes it:
+   ``Store.clusters(label, video, start, end, crops=False)`` for ``car`` in the
+   step's first (longest) video over a 20 s window in its middle (the
+   same-sized answer at every step), and over the whole video (an answer that
+   grows with the video); medians of repeats after a warm-up.
+   ``Store.clusters(label, crops=False)`` over every video is timed too
+   (``--video all``). Beside each: the same lookup with the representative
+   crops (``crops=True``) and the crop fetch for its candidates
+   (``Store.cluster_crops``), which a query pays only for the clusters a CNN
+   must see.
 3. **Insertion**: microseconds per object of the ``commit_chunk`` calls that
    grew the index to the step's size (median of the step's last five; the
    very last one is reported beside it).
@@ -38,10 +43,10 @@ PostgreSQL database. Side by side in one run:
    object-like queries and for random directions, the worst case). A sweep
    over centroid counts (synthetic, no SQL) shows where flat search stops
    being sub-millisecond: the reason for ``storage.vectors.FLAT_MAX_CENTROIDS``.
-5. **Proposed SQL indexes** (:data:`PROPOSED_INDEXES`, not in the schema): at
-   the largest size the lookups and a ``cluster_index`` call are timed again
-   without and with them, back to back, in this run's database; then they
-   are dropped.
+5. **The lookup indexes** (:data:`LOOKUP_INDEXES`, in the schema since
+   version 4): at the largest size the lookups and a ``cluster_index`` call
+   are timed again with them and, back to back, without them: they are
+   dropped in this run's own database and re-created after.
 6. **Growth**: the slope of log(cost) against log(objects) over the steps:
    ``growth_exponent`` for the windowed lookup, and the same for the
    whole-video lookup and for insertion. 0 means the cost does not grow with
@@ -55,7 +60,7 @@ and it prints whether the target was met.
 
 Usage::
 
-    python scripts/bench_scale.py --quick --json /tmp/bench_scale_quick.json   # ~10 s
+    python scripts/bench_scale.py --quick --json /tmp/bench_scale_quick.json   # ~11 s
     python scripts/bench_scale.py --json /tmp/bench_scale_full.json             # ~2.5 min, 1.6 GB of SQLite
     python scripts/bench_scale.py --quick --db postgresql://USER@HOST/EMPTY_DB
 """
@@ -74,6 +79,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -434,20 +440,22 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 
 
 def measure_lookups(store: Store, video: tuple[int, float], preset: Preset) -> dict[str, Any]:
-    """Candidate lookups of the query label: a window of one video, the whole video, every video."""
+    """Candidate lookups of the query label: a window of one video, the whole video, every video.
+
+    Each as a query makes it (no crops), with crops, and the crop fetch for its candidates.
+    """
     video_id, duration = video
     middle = duration / 2
     start, end = max(0.0, middle - preset.window_s / 2), min(duration, middle + preset.window_s / 2)
-    calls = {
-        "window": lambda: store.clusters(preset.label, video_id, start, end),
-        "video": lambda: store.clusters(preset.label, video_id),
-        "all_videos": lambda: store.clusters(preset.label),
-    }
+    scopes = {"window": (video_id, start, end), "video": (video_id,), "all_videos": ()}
     out: dict[str, Any] = {"video_id": video_id, "video_s": duration, "window": [start, end]}
-    for name, call in calls.items():
+    for name, scope in scopes.items():
         repeats = preset.repeats if name != "all_videos" else 3  # a big answer: its cost is reading it
-        out[f"{name}_ms"] = median_ms(call, repeats)
-        out[f"{name}_candidates"] = len(call())
+        ids = [c.id for c in store.clusters(preset.label, *scope, crops=False)]
+        out[f"{name}_ms"] = median_ms(partial(store.clusters, preset.label, *scope, crops=False), repeats)
+        out[f"{name}_crops_ms"] = median_ms(partial(store.clusters, preset.label, *scope), repeats)
+        out[f"{name}_crop_fetch_ms"] = median_ms(partial(store.cluster_crops, ids), repeats)
+        out[f"{name}_candidates"] = len(ids)
     return out
 
 
@@ -531,7 +539,7 @@ def sweep(builder: IndexBuilder, rng: np.random.Generator) -> list[dict[str, Any
 
 def largest_index(store: Store, preset: Preset, rng: np.random.Generator) -> dict[str, Any]:
     """Flat vs IVF side by side over the query label's real centroids, read back from SQL."""
-    clusters = store.clusters(preset.label)
+    clusters = store.clusters(preset.label, crops=False)
     ids = np.array([c.id for c in clusters], np.int64)
     return compare_kinds(ids, np.stack([c.centroid for c in clusters]), preset.queries, rng)
 
@@ -551,20 +559,12 @@ def database_mb(url: str) -> float | None:
     return path.stat().st_size / 2**20 if path.exists() else None
 
 
-#: The indexes this benchmark proposes (not in storage/schema.py), measured beside the schema's.
-#: The windowed lookup: the schema's ``(label, video_id)`` index leaves SQLite to read every cluster
-#: row of the video, whose time columns lie behind the ~7.8 KB crop in overflow pages; this one
-#: filters on the times inside the index. The cluster index's fingerprint (every
-#: ``Store.cluster_index`` call sums sizes per run over all of a label's clusters): a covering index
-#: answers it without reading a single cluster row.
-PROPOSED_INDEXES = (
-    ("ix_clusters_label_video_time", ("label", "video_id", "last_time", "first_time")),
-    ("ix_clusters_label_run_size", ("label", "run_id", "id", "size")),
-)
+#: The schema's indexes for the windowed lookup (its time columns) and the cluster index's fingerprint
+#: (covering: count, max id and sum of sizes per run), timed with and without at the largest size.
+LOOKUP_INDEXES = ("ix_clusters_label_video_time", "ix_clusters_label_run_size")
 
-#: The candidate lookups measured (see :func:`measure_lookups`), and what the proposed indexes speed up.
+#: The candidate lookups measured (see :func:`measure_lookups`).
 LOOKUPS = ("window", "video", "all_videos")
-PROPOSED_KEYS = (*LOOKUPS, "cluster_index_cached")
 
 
 def sql_engine(url: str) -> sa.Engine:
@@ -575,38 +575,44 @@ def sql_engine(url: str) -> sa.Engine:
     return sa.create_engine(parsed)
 
 
-def proposed_figures(store: Store, video: tuple[int, float], preset: Preset) -> dict[str, Any]:
-    """What the proposed indexes should speed up: the lookups and a current ``Store.cluster_index`` call."""
+def index_figures(store: Store, video: tuple[int, float], preset: Preset) -> dict[str, Any]:
+    """What the lookup indexes speed up: the lookups and a current ``Store.cluster_index`` call."""
     cached = median_ms(lambda: store.cluster_index(preset.label), preset.repeats)
     return measure_lookups(store, video, preset) | {"cluster_index_cached_ms": cached}
 
 
-def with_proposed_indexes(store: Store, url: str, video: tuple[int, float], preset: Preset) -> dict[str, Any]:
-    """The figures without and then with :data:`PROPOSED_INDEXES` beside the schema's; dropped after.
+def without_lookup_indexes(
+    store: Store, url: str, video: tuple[int, float], preset: Preset
+) -> dict[str, Any]:
+    """The figures with the schema's indexes and, back to back, without :data:`LOOKUP_INDEXES`.
 
-    Both are measured back to back (the step's own figures are minutes older, on
-    a machine that may be shared). Only this benchmark's database is touched,
-    and only for the duration: the ratios say what adding the indexes to the
-    schema would buy at the largest size.
+    The indexes are dropped in this run's own database for the second
+    measurement and re-created after (``create_s``). ``speedup`` is without /
+    with for every figure; the crop fetches (by primary key) use neither
+    index, so their ratios show the noise.
     """
-    indexes = [sa.Index(name, *(CLUSTERS.c[c] for c in columns)) for name, columns in PROPOSED_INDEXES]
-    out: dict[str, Any] = {"indexes": {name: list(columns) for name, columns in PROPOSED_INDEXES}}
-    out["without"] = proposed_figures(store, video, preset)
+    indexes = sorted((i for i in CLUSTERS.indexes if i.name in LOOKUP_INDEXES), key=lambda i: str(i.name))
+    assert len(indexes) == len(LOOKUP_INDEXES), "storage/schema.py no longer has the lookup indexes"
+    out: dict[str, Any] = {"indexes": {str(i.name): [c.name for c in i.columns] for i in indexes}}
+    out["with"] = index_figures(store, video, preset)
     engine = sql_engine(url)
     try:
-        began = time.perf_counter()
         for index in indexes:
-            index.create(engine)
-        out["create_s"] = time.perf_counter() - began
+            index.drop(engine)
         try:
-            out["with"] = proposed_figures(store, video, preset)
+            out["without"] = index_figures(store, video, preset)
         finally:
+            began = time.perf_counter()
             for index in indexes:
-                index.drop(engine)
+                index.create(engine)
+            out["create_s"] = time.perf_counter() - began
     finally:
         engine.dispose()
-    for key in PROPOSED_KEYS:
-        out[f"{key}_speedup"] = out["without"][f"{key}_ms"] / out["with"][f"{key}_ms"]
+    out["speedup"] = {
+        key.removesuffix("_ms"): out["without"][key] / out["with"][key]
+        for key in out["with"]
+        if key.endswith("_ms")
+    }
     return out
 
 
@@ -614,7 +620,7 @@ def with_proposed_indexes(store: Store, url: str, video: tuple[int, float], pres
 
 
 def run(preset: Preset, url: str, index_dir: Path) -> dict[str, Any]:
-    """Grow the index step by step, measuring after each; then flat vs IVF and the proposed SQL indexes."""
+    """Grow the index step by step, measuring after each; then flat vs IVF and the lookup indexes."""
     rng = np.random.default_rng(preset.seed + 1)  # the measurements' own draws
     steps = []
     with (
@@ -630,7 +636,7 @@ def run(preset: Preset, url: str, index_dir: Path) -> dict[str, Any]:
             bar.set_postfix_str(f"{objects:,} objects: lookup {steps[-1]['lookup']['window_ms']:.1f} ms")
         bar.close()
         result = summarise(preset, steps, largest_index(store, preset, rng), sweep(builder, rng))
-        result["proposed_indexes"] = with_proposed_indexes(store, url, video, preset)
+        result["lookup_indexes"] = without_lookup_indexes(store, url, video, preset)
         result["crop_bytes_mean"] = float(np.mean([len(c) for c in builder.crops]))
         result["counts"] = store.counts()
     return result
@@ -668,6 +674,8 @@ def summarise(
         "largest_objects": top["objects"],
         "largest_clusters": top["clusters"],
         "lookup_ms_at_1e6": lookup_ms,
+        "lookup_crops_ms_at_1e6": top["lookup"]["window_crops_ms"],
+        "crop_fetch_ms_at_1e6": top["lookup"]["window_crop_fetch_ms"],
         "lookup_video_ms_at_1e6": top["lookup"]["video_ms"],
         "insert_per_object_us_at_1e6": top["insert_per_object_us"],
         "growth_exponent": growth_exponent(objects, [s["lookup"]["window_ms"] for s in steps]),
@@ -687,12 +695,13 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    """The steps, flat vs IVF, the proposed SQL index and the headline figures."""
+    """The steps, flat vs IVF, the lookup indexes and the headline figures."""
     print_steps(result)
     print_search(result)
-    print_proposed_indexes(result["proposed_indexes"])
+    print_lookup_indexes(result["lookup_indexes"])
     where = "" if result["largest_objects"] == 1_000_000 else f" (at {result['largest_objects']:,} objects)"
-    print(f"\nlookup_ms_at_1e6 {result['lookup_ms_at_1e6']:.2f}, "
+    print(f"\nlookup_ms_at_1e6 {result['lookup_ms_at_1e6']:.2f} (with crops "
+          f"{result['lookup_crops_ms_at_1e6']:.2f}, crop fetch {result['crop_fetch_ms_at_1e6']:.2f}), "
           f"insert_per_object_us_at_1e6 {result['insert_per_object_us_at_1e6']:.1f}{where}")  # fmt: skip
     print(f"growth exponents (log cost / log objects): 20 s window lookup {fmt(result['growth_exponent'])}, "
           f"whole-video lookup {fmt(result['lookup_video_growth_exponent'])}, "
@@ -705,16 +714,19 @@ def print_report(result: dict[str, Any]) -> None:
 
 def print_steps(result: dict[str, Any]) -> None:
     label = result["label"]
-    print(f"\ncandidate lookup of {label!r} (ms, candidates), insertion, and {label!r}'s cluster index:")
+    print(f"\ncandidate lookup of {label!r} without crops (ms, candidates), the window's with crops and its "
+          f"crop fetch (ms), insertion, and {label!r}'s cluster index:")  # fmt: skip
     rows = []
     for s in result["steps"]:
         lk, ci = s["lookup"], s["cluster_index"]
         rows.append([f"{s['objects']:,}", f"{s['clusters']:,}", str(s["videos"]),
                      *(f"{lk[f'{key}_ms']:.2f} ({lk[f'{key}_candidates']})" for key in LOOKUPS),
+                     f"{lk['window_crops_ms']:.2f}", f"{lk['window_crop_fetch_ms']:.2f}",
                      f"{s['insert_per_object_us']:.1f}", f"{ci['centroids']:,} {ci['kind']}",
                      f"{ci['build_s']:.2f}", f"{ci['search_ms']:.3f}",
                      f"{s['load_average']:.1f}"])  # fmt: skip
-    print_table(["objects", "clusters", "videos", "20 s window", "whole video", "every video", "us/object",
+    print_table(["objects", "clusters", "videos", "20 s window", "whole video", "every video", "+crops",
+                 "crop fetch", "us/object",
                  "cluster index", "build s", "search ms", "load"], rows)  # fmt: skip
 
 
@@ -731,15 +743,23 @@ def print_search(result: dict[str, Any]) -> None:
                  "random dirs", "centroids of"], rows)  # fmt: skip
 
 
-def print_proposed_indexes(proposed: dict[str, Any]) -> None:
-    names = ", ".join(f"{name} ({', '.join(columns)})" for name, columns in proposed["indexes"].items())
-    print(f"\nthe proposed SQL indexes beside the schema's, back to back: {names}")
+#: The figures the lookup indexes' table shows: (key, header).
+INDEX_COLUMNS = (("window", "20 s window ms"), ("window_crops", "+crops ms"),
+                 ("window_crop_fetch", "crop fetch ms"), ("video", "whole video ms"),
+                 ("all_videos", "every video ms"),
+                 ("cluster_index_cached", "cluster_index() ms"))  # fmt: skip
+
+
+def print_lookup_indexes(indexes: dict[str, Any]) -> None:
+    names = ", ".join(f"{name} ({', '.join(columns)})" for name, columns in indexes["indexes"].items())
+    print(f"\nwith and without the schema's lookup indexes, back to back: {names}")
     rows = [
-        [kind, *(f"{proposed[kind][f'{key}_ms']:.2f}" for key in PROPOSED_KEYS)]
-        for kind in ("without", "with")
+        [kind, *(f"{indexes[kind][f'{key}_ms']:.2f}" for key, _ in INDEX_COLUMNS)]
+        for kind in ("with", "without")
     ]
-    rows.append(["speed-up", *(f"{proposed[f'{key}_speedup']:.2f}x" for key in PROPOSED_KEYS)])
-    print_table(["", "20 s window ms", "whole video ms", "every video ms", "cluster_index() ms"], rows)
+    rows.append(["speed-up", *(f"{indexes['speedup'][key]:.2f}x" for key, _ in INDEX_COLUMNS)])
+    print_table(["", *(header for _, header in INDEX_COLUMNS)], rows)
+    print(f"re-creating them took {indexes['create_s']:.2f} s")
 
 
 def fmt(value: float | None) -> str:

@@ -15,10 +15,10 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _run(script: str, tmp_path: Path) -> dict:
+def _run(script: str, tmp_path: Path, *args: str) -> dict:
     out = tmp_path / "result.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), "--quick", "--json", str(out)],
+        [sys.executable, str(SCRIPTS / script), "--quick", "--json", str(out), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -131,10 +131,13 @@ def test_bench_faces(tmp_path):
     assert result["oracle_calls"] < result["faces"]  # the exits spared some oracle calls
     assert len(result["alpha_sweep"]) > 3 and (tmp_path / "result.png").read_bytes()[:4] == b"\x89PNG"
     assert {"speedup_recognition", "accuracy_within_1_point_of_oracle"} == set(result["targets_met"])
+    done = _plot([tmp_path / "result.json"], tmp_path / "plots")
+    assert done.returncode == 0 and is_png(tmp_path / "plots" / "bench_faces.png"), done.stderr
 
 
 #: The keys docs/BENCHMARKS.md cites from scripts/bench_scale.py.
-SCALE_KEYS = ("lookup_ms_at_1e6", "insert_per_object_us_at_1e6", "growth_exponent", "largest_objects",
+SCALE_KEYS = ("lookup_ms_at_1e6", "lookup_crops_ms_at_1e6", "crop_fetch_ms_at_1e6",
+              "insert_per_object_us_at_1e6", "growth_exponent", "largest_objects",
               "lookup_video_growth_exponent", "insert_growth_exponent")  # fmt: skip
 
 
@@ -154,14 +157,15 @@ def test_bench_scale(tmp_path):
         lookup, index = step["lookup"], step["cluster_index"]
         assert step["videos"] == 4 * (k + 1)
         assert 0.05 < step["clusters"] / step["objects"] < 0.2  # ~objects/10 clusters
-        timings = (lookup["window_ms"], lookup["video_ms"], lookup["all_videos_ms"],
+        timings = (*(lookup[f"{key}{part}_ms"] for key in ("window", "video", "all_videos")
+                     for part in ("", "_crops", "_crop_fetch")),
                    step["insert_per_object_us"], index["build_s"], index["search_ms"])  # fmt: skip
         for value in timings:
             assert positive(value), step
         assert 0 < lookup["window_candidates"] <= lookup["video_candidates"] < lookup["all_videos_candidates"]
         assert index["centroids"] == lookup["all_videos_candidates"] and index["kind"] == "flat"
-    for key in ("lookup_ms_at_1e6", "insert_per_object_us_at_1e6"):
-        assert positive(result[key]), key
+    for key in ("lookup_ms", "lookup_crops_ms", "crop_fetch_ms", "insert_per_object_us"):
+        assert positive(result[f"{key}_at_1e6"]), key
     for key in ("growth_exponent", "lookup_video_growth_exponent", "insert_growth_exponent"):
         assert math.isfinite(result[key]), key
     for point in [*result["sweep"], result["search"]]:
@@ -169,11 +173,35 @@ def test_bench_scale(tmp_path):
         assert positive(point["flat"]["search_ms"]) and positive(point["ivf"]["search_ms"])
         assert 0.9 <= point["recall_at_1"] <= 1.0 and 0.0 <= point["recall_at_1_random"] <= 1.0
     assert result["search"]["centroids"] == steps[-1]["cluster_index"]["centroids"]
-    proposed = result["proposed_indexes"]  # measured beside the schema's indexes, then dropped again
-    assert len(proposed["indexes"]) == 2
-    for key in ("window", "video", "all_videos", "cluster_index_cached"):
-        assert positive(proposed["without"][f"{key}_ms"]) and positive(proposed["with"][f"{key}_ms"]), key
-        assert positive(proposed[f"{key}_speedup"]), key
+    indexes = result["lookup_indexes"]  # the schema's, dropped for "without" and re-created
+    assert set(indexes["indexes"]) == {"ix_clusters_label_video_time", "ix_clusters_label_run_size"}
+    for key in ("window", "window_crops", "window_crop_fetch", "video", "all_videos", "cluster_index_cached"):
+        assert positive(indexes["without"][f"{key}_ms"]) and positive(indexes["with"][f"{key}_ms"]), key
+        assert positive(indexes["speedup"][key]), key
     for key in ("window", "video", "all_videos"):  # the same answers, whichever index SQL uses
-        assert proposed["with"][f"{key}_candidates"] == proposed["without"][f"{key}_candidates"], key
+        assert indexes["with"][f"{key}_candidates"] == indexes["without"][f"{key}_candidates"], key
+    assert positive(indexes["create_s"])
     assert set(result["targets_met"]) == {"lookup_within_10_ms"}
+
+
+def _plot(paths: list[Path], out: Path) -> subprocess.CompletedProcess:
+    """scripts/plot_benchmarks.py on ``paths``, writing into ``out``."""
+    command = [sys.executable, str(SCRIPTS / "plot_benchmarks.py"), *map(str, paths), "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_benchmarks(tmp_path):
+    """A small bench_scale run (a few seconds) drawn as a PNG; a JSON of no known benchmark is refused."""
+    _run("bench_scale.py", tmp_path, "--steps", "2e3,5e3")
+    done = _plot([tmp_path / "result.json"], tmp_path / "plots")
+    assert done.returncode == 0, done.stderr
+    assert is_png(tmp_path / "plots" / "bench_scale.png")
+    unknown = tmp_path / "other.json"
+    unknown.write_text(json.dumps({"steps": [], "hello": 1}))
+    done = _plot([tmp_path / "result.json", unknown], tmp_path / "refused")
+    assert done.returncode == 1 and f"{unknown}: not the JSON of a known benchmark" in done.stderr
+    assert not (tmp_path / "refused").exists()  # every file is checked before anything is drawn
