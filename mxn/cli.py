@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
@@ -195,6 +196,18 @@ def friendly_errors(fn: Callable) -> Callable:
             raise click.ClickException(str(err)) from err
 
     return wrapper
+
+
+@contextmanager
+def resumable() -> Iterator[None]:
+    """Ctrl-C during a job that commits chunk by chunk: say how to resume, exit 130 (no traceback)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
+        )
+        raise SystemExit(130) from None
 
 
 def _write_json(path: str | None, data: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mxn.cli import _write_json, friendly_errors, main, print_table, train
+from mxn.cli import _write_json, friendly_errors, main, print_table, resumable, train
 from mxn.cli_query import tune
 
 EXAMPLES_FACES = """
@@ -89,7 +89,7 @@ def faces(
     from facerec.outputs import person_timeline
     from mxn import api
 
-    try:
+    with resumable():
         result = api.label_faces(
             movies,
             gallery=gallery,
@@ -110,9 +110,6 @@ def faces(
             on_error=lambda path, err: click.echo(f"FAILED {path}: {err}", err=True),
             html=html,
         )
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: committed chunks are kept; run the same command again to resume", err=True)
-        raise SystemExit(130) from None
     _print_summary(result.summary(), person_timeline(result.faces))
     for path in (out, srt, annotate, html):
         if path:

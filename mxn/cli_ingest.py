@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mxn.cli import _write_json, friendly_errors, main, print_table
+from mxn.cli import _write_json, friendly_errors, main, print_table, resumable
 
 EXAMPLES_INGEST = """
 Examples:
@@ -103,7 +103,7 @@ def ingest(
     """Index VIDEO files: moving objects, their aggregated top-k labels, per-label clusters."""
     from mxn import api
 
-    try:
+    with resumable():
         results = api.ingest(
             videos,
             db=db,
@@ -126,11 +126,6 @@ def ingest(
             progress=not quiet,
             html=html,
         )
-    except KeyboardInterrupt:
-        click.echo(
-            "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
-        )
-        raise SystemExit(130) from None
     _print_results(results)
     if html:
         click.echo(f"wrote {Path(html)}")
