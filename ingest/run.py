@@ -269,7 +269,7 @@ class VideoIngest:
         merges = []
         clusters = sum(int(r.stats.get("clusters", 0)) for r in ranges)
         if len(ranges) > 1:
-            every = self.store.load_clusters(run.id, active_only=False)
+            every = self.store.load_clusters(run.id, active_only=False, crops=False)
             merges = plan_merges(every, self.config.cluster_threshold)
         absorbed = sum(len(m.absorbed) for m in merges)
         stats |= {"clusters": clusters - absorbed, "clusters_merged": absorbed, **(extra or {})}

@@ -106,6 +106,9 @@ FACE_RUNS = FaceRun.__table__
 FACE_ROWS = LabelledFace.__table__
 FACE_FEATURES = FaceFeature.__table__
 
+#: The cluster columns a merge of ranges changes (the representative stays).
+_MERGED_COLUMNS = ("centroid", "size", "active", "first_time", "last_time")
+
 #: The cluster columns ingest may change after insertion (label, run and seq never change).
 _CLUSTER_MUTABLE = (
     "centroid",
@@ -755,9 +758,14 @@ class Store:
             _bulk_insert(conn, MEMBERS, members)
 
     def load_clusters(
-        self, run_id: int, active_only: bool = True, range_index: int | None = None
+        self, run_id: int, active_only: bool = True, range_index: int | None = None, crops: bool = True
     ) -> list[ClusterState]:
-        """A run's clusters (of one range) exactly as ingest last committed them (to resume), by seq."""
+        """A run's clusters (of one range) exactly as ingest last committed them (to resume), by seq.
+
+        ``crops=False`` leaves ``representative_crop`` empty: what merging needs,
+        without holding every representative's PNG in memory.
+        """
+        crop = CLUSTERS.c.representative_crop if crops else literal(b"").label("representative_crop")
         stmt = (
             select(
                 CLUSTERS.c.seq,
@@ -765,7 +773,7 @@ class Store:
                 CLUSTERS.c.centroid,
                 CLUSTERS.c.size,
                 OBJECTS.c.seq.label("representative_seq"),
-                CLUSTERS.c.representative_crop,
+                crop,
                 CLUSTERS.c.representative_distance,
                 CLUSTERS.c.active,
                 CLUSTERS.c.first_time,
@@ -845,7 +853,24 @@ class Store:
         missing = sorted(seqs - ids.keys())
         if missing:
             raise StoreError(f"run {run.id}: cannot merge clusters that do not exist (seqs {missing[:10]})")
-        self._upsert_clusters(conn, run, [m.into for m in merges], {})
+        # a merge keeps the surviving cluster's representative: only these columns change
+        stmt = (
+            update(CLUSTERS)
+            .where(CLUSTERS.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in _MERGED_COLUMNS})
+        )
+        params = [
+            {
+                "b_id": ids[m.into.seq],
+                "b_centroid": _to_bytes(m.into.centroid),
+                "b_size": int(m.into.size),
+                "b_active": bool(m.into.active),
+                "b_first_time": float(m.into.first_time),
+                "b_last_time": float(m.into.last_time),
+            }
+            for m in merges
+        ]
+        conn.execute(stmt, params)
         for merge in merges:
             absorbed = [ids[s] for s in merge.absorbed]
             conn.execute(
