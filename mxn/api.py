@@ -57,7 +57,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,6 +274,15 @@ def _model(model: PathLike | MXNModel | None, default: str) -> MXNModel:
     return load_model(model) if model else load_default_model(default)
 
 
+def _given_model(model: PathLike | MXNModel | None, param: str) -> MXNModel | None:
+    """An optional model argument: ``None`` stays ``None``, a file is checked and loaded."""
+    if model is None or _loaded(model):
+        return model  # type: ignore[return-value]
+    from mxn.modelfile import load_model
+
+    return load_model(_existing(model, f"{param} model file", folder=False))
+
+
 def _log(log: Log | None, line: str) -> None:
     if log is not None:
         log(line)
@@ -302,7 +311,7 @@ class TrainedModel:
 
 
 def train(
-    data: PathLike,
+    data: PathLike | Sequence[PathLike],
     out: PathLike,
     backbone: str = "resnet18",
     width: float = 0.25,
@@ -320,6 +329,8 @@ def train(
     augment: bool = True,
     seed: int = 0,
     target_precision: float = 0.99,
+    init: PathLike | MXNModel | None = None,
+    teacher: PathLike | MXNModel | None = None,
     progress: bool = True,
     log: Log | None = None,
 ) -> TrainedModel:
@@ -327,13 +338,20 @@ def train(
 
     ``data`` holds one folder per class, or ``train/ val/ calibration/ test/``
     folders that each hold the class folders; missing splits are carved from
-    the training images. Thresholds are calibrated on held-out images for
-    ``target_precision`` and stored in the model file ``out``.
+    the training images. Several folders are merged split by split
+    (:func:`mxn.images.merge_datasets`). Thresholds are calibrated on held-out
+    images for ``target_precision`` and stored in the model file ``out``.
+
+    ``init`` (a model file or loaded model of the same architecture and
+    classes, any input size) starts from its weights instead of random ones.
+    ``teacher`` labels every image with its top-1 answer instead of the
+    folder's name (:func:`mxn.fit.teacher_labels`): how the default ingest and
+    query MXNs learn to agree with the ground-truth CNN.
     """
     _tensorflow()
-    from mxn.fit import fit_model
-    from mxn.images import load_dataset
-    from mxn.modelfile import save_model
+    from mxn.fit import agreement, fit_model, teacher_labels
+    from mxn.images import load_dataset, merge_datasets, resize_batch
+    from mxn.modelfile import model_sha, save_model
     from mxn.spec import NetworkSpec
     from mxn.training import TrainConfig
 
@@ -358,10 +376,26 @@ def train(
         seed=seed,
         progress=progress,
     )
-    root = _existing(data, "data folder (DATA/CLASS/*.jpg)", folder=True)
-    _log(log, f"loading {data} at {input_size}x{input_size} ...")
-    splits = load_dataset(root, input_size)
-    model, report = fit_model(spec, splits, config, target_precision, source=str(root.resolve()))
+    what = "data folder (DATA/CLASS/*.jpg)"
+    roots = [_existing(d, what, folder=True) for d in _paths(data, "data", "data folder")]
+    start, tutor = _given_model(init, "init"), _given_model(teacher, "teacher")
+    size = input_size if tutor is None else tutor.spec.input_size
+    _log(log, f"loading {', '.join(map(str, roots))} at {size}x{size} ...")
+    splits = merge_datasets([load_dataset(root, size) for root in roots])
+    agreed: dict[str, float] = {}
+    if tutor is not None:
+        _log(log, f"labelling every image with the teacher ({tutor.spec.backbone} x{tutor.spec.width}) ...")
+        labelled = teacher_labels(splits, tutor)
+        agreed = {k: agreement(splits[k], labelled[k]) for k in splits}
+        shares = ", ".join(f"{k} {v:.1%}" for k, v in agreed.items())
+        _log(log, f"the teacher agrees with the folder labels on: {shares}")
+        splits = {k: replace(v, images=resize_batch(v.images, input_size)) for k, v in labelled.items()}
+    source = ", ".join(str(root.resolve()) for root in roots)
+    model, report = fit_model(spec, splits, config, target_precision, source=source, init=start)
+    if start is not None:
+        model.training["init"] = {"sha256": model_sha(start), "input_size": start.spec.input_size}
+    if tutor is not None:
+        model.training["teacher"] = {"sha256": model_sha(tutor), "agreement_with_folders": agreed}
     return TrainedModel(model, save_model(model, out), report)
 
 
@@ -443,18 +477,21 @@ def render_crops(
     presets: str | Sequence[str] | None = None,
     seed: int = 0,
     source: str = "truth",
+    every: int = 15,
+    max_per_track: int = 4,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cut a class-per-folder crops data set from rendered traffic worlds (``mxn world crops``).
 
     ``seconds`` is the simulated time per preset for the train split (the
-    others get 20-30% of it); ``None`` keeps the data set's defaults. Returns
+    others get 20-30% of it); ``None`` keeps the data set's defaults. A track
+    gives a crop every ``every`` frames, ``max_per_track`` at most. Returns
     the manifest written beside the crops (counts per split and class, seeds,
     settings).
     """
     from mxn.world.crops import CropConfig, build_crops
 
-    options: dict[str, Any] = {"size": size, "source": source}
+    options: dict[str, Any] = {"size": size, "source": source, "every": every, "max_per_track": max_per_track}
     if seconds is not None:
         options["seconds"] = {"train": seconds, "val": 0.2 * seconds, "calibration": 0.3 * seconds,
                               "test": 0.3 * seconds}  # fmt: skip
@@ -499,6 +536,7 @@ def ingest(
     skip_static: bool = False,
     chunk_frames: int = 900,
     range_frames: int = 9000,
+    crop_size: int = 128,
     workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
@@ -556,6 +594,7 @@ def ingest(
         stride=stride,
         chunk_frames=chunk_frames,
         range_frames=range_frames,
+        crop_size=crop_size,
         skip_static=skip_static,
         extractor=ExtractorConfig(warmup=warmup, min_area=min_area),
     )
@@ -661,6 +700,7 @@ def tune_query(
     holdout: float = 0.5,
     seed: int = 0,
     reject: bool = True,
+    per_label: bool = True,
     out: PathLike | None = "query-thresholds.json",
     plot: PathLike | None = None,
     progress: bool = True,
@@ -669,7 +709,8 @@ def tune_query(
 
     Every candidate of the index is labelled by the GT-CNN and scored by the
     query MXN's exits; accept (and, with ``reject``, reject) thresholds are
-    fitted exit by exit on part of them and judged on the ``holdout`` rest.
+    fitted exit by exit on part of them and judged on the ``holdout`` rest;
+    with ``per_label``, once per label on that label's candidates.
     Writes the thresholds to ``out`` (for :func:`query`'s ``thresholds``;
     ``None``: not written) and the trade-off curve to ``plot`` (``.png``).
     ``gt`` and ``qmodel`` may be models already loaded. Too few candidates
@@ -682,7 +723,8 @@ def tune_query(
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
     with _open_store(db) as store:
         samples = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
-    result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject)
+    result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,
+                  per_label=per_label)  # fmt: skip
     if out:
         result.thresholds.save(out)
     if plot:
@@ -971,8 +1013,6 @@ def tune_faces(
     if plot:
         plot_alpha_sweep(sweep, plot)
     if into_model:
-        from dataclasses import replace
-
         from mxn.modelfile import save_model
 
         calibration = {"face_thresholds": tuned.to_dict(), "alpha_sweep": sweep}

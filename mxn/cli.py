@@ -47,6 +47,10 @@ Examples:
   mxn train crops/ --out models/ingest.mxn --width 0.25 --input-size 64
 
   mxn train crops/ --out models/query.mxn --loss focal --gamma 2 --epochs 40
+
+  mxn train blobs/ --out models/gt128.mxn --width 0.5 --exits 8 --input-size 128 --init models/gt.mxn
+
+  mxn train blobs/ --out models/query.mxn --loss focal --teacher models/gt128.mxn
 """
 
 EXAMPLES_INFO = """
@@ -82,7 +86,7 @@ Examples:
 
   mxn world video --preset downtown --seconds 60 -o cams/downtown.mp4
 
-  mxn world crops --out data/world-crops --seconds 600 --size 64
+  mxn world crops --out data/world-crops --seconds 600 --size 128
 """
 
 EXAMPLES_WORLD_PRESETS = """
@@ -106,11 +110,11 @@ Examples:
 EXAMPLES_WORLD_CROPS = """
 Examples:
 
-  mxn world crops --out data/world-crops --seconds 600 --size 64
+  mxn world crops --out data/world-crops --seconds 600 --size 128
 
   mxn world crops --out data/quick --seconds 60 --presets downtown --size 32
 
-  mxn world crops --out data/blobs --source blobs --json counts.json
+  mxn world crops --out data/blobs --source blobs --size 128 --every 10 --max-per-track 10
 """
 
 EXAMPLES_MODELS = """
@@ -282,7 +286,7 @@ def train() -> None:
 
 
 @train.command("images", epilog=EXAMPLES_TRAIN)
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.mxn)."
 )
@@ -314,10 +318,20 @@ def train() -> None:
     show_default=True,
     help="Precision each exit's threshold must reach.",
 )
+@click.option(
+    "--init",
+    type=click.Path(dir_okay=False),
+    help="Start from this model's weights (same architecture and classes; any input size).",
+)
+@click.option(
+    "--teacher",
+    type=click.Path(dir_okay=False),
+    help="Label every image with this model's top-1 answer (learn to agree with a ground-truth CNN).",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @friendly_errors
 def train_images(
-    data: str,
+    data: tuple[str, ...],
     out: str,
     backbone: str,
     width: float,
@@ -335,13 +349,16 @@ def train_images(
     no_augment: bool,
     seed: int,
     target_precision: float,
+    init: str | None,
+    teacher: str | None,
     json_out: str | None,
 ) -> None:
     """Train a multi-exit network on a class-per-folder image directory.
 
     DATA holds one folder per class (DATA/car/*.jpg, DATA/bus/*.jpg, ...), or
     train/ val/ calibration/ test/ folders that each hold the class folders.
-    Missing splits are carved from the training images. Thresholds are
+    Several DATA folders are merged split by split. Missing splits are carved
+    from the training images. Thresholds are
     calibrated on held-out images and stored in the model file.
     """
     from mxn import api
@@ -365,6 +382,8 @@ def train_images(
         augment=not no_augment,
         seed=seed,
         target_precision=target_precision,
+        init=init,
+        teacher=teacher,
         log=click.echo,
     )
     print_fit_report(trained.report, trained.model.classes)
@@ -602,6 +621,8 @@ def world_video(
     show_default=True,
     help="Boxes from the world's truth (jittered), or the background-subtraction blobs ingest finds.",
 )
+@click.option("--every", type=int, default=15, show_default=True, help="Frames between two crops of a track.")
+@click.option("--max-per-track", type=int, default=4, show_default=True, help="Crops per track at most.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the manifest as JSON.")
 @friendly_errors
 def world_crops(
@@ -611,12 +632,17 @@ def world_crops(
     presets: str | None,
     seed: int,
     source: str,
+    every: int,
+    max_per_track: int,
     json_out: str | None,
 ) -> None:
     """Cut a class-per-folder crops data set (train/val/calibration/test) from rendered worlds."""
     from mxn import api
 
-    manifest = api.render_crops(out, size=size, seconds=seconds, presets=presets, seed=seed, source=source)
+    manifest = api.render_crops(
+        out, size=size, seconds=seconds, presets=presets, seed=seed, source=source, every=every,
+        max_per_track=max_per_track,
+    )  # fmt: skip
     rows = [
         [c, *(manifest["counts"].get(s, {}).get(c, 0) for s in manifest["counts"])]
         for c in manifest["classes"]

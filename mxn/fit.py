@@ -22,7 +22,7 @@ from mxn.calibration import Calibration, calibrate_thresholds
 from mxn.engine import StagedEngine
 from mxn.images import ImageSet, stratified_split
 from mxn.modelfile import MXNModel
-from mxn.network import build_network
+from mxn.network import MultiExitNetwork, build_network
 from mxn.spec import NetworkSpec
 from mxn.training import TrainConfig, TrainResult, train_network
 
@@ -81,18 +81,22 @@ def fit_model(
     config: TrainConfig | None = None,
     target_precision: float = 0.99,
     source: str = "",
+    init: MXNModel | None = None,
 ) -> tuple[MXNModel, FitReport]:
     """Train, calibrate and evaluate a model on ``splits``.
 
     ``splits`` needs ``"train"`` (or ``"all"``); ``"val"``, ``"calibration"``
     and ``"test"`` are used when present and carved from the training data
     otherwise (15% each). ``spec.num_classes`` is set from the data.
+    ``init`` starts training from that model's weights (:func:`start_from`).
     """
     config = config or TrainConfig()
     splits = _complete_splits(splits, config.seed)
     train, val, calib, test = (splits[k] for k in ("train", "val", "calibration", "test"))
     spec = spec.replace(num_classes=len(train.classes))
     network = build_network(spec, seed=config.seed)
+    if init is not None:
+        start_from(network, init, train.classes)
     result = train_network(network, train.images, train.labels, val.images, val.labels, config)
 
     engine = StagedEngine(network, batch_size=config.batch_size)
@@ -111,6 +115,60 @@ def fit_model(
     model.training["test"] = evaluation.to_dict()
     report = FitReport(result, calibration, evaluation, {k: len(v) for k, v in splits.items()})
     return model, report
+
+
+def start_from(network: MultiExitNetwork, init: MXNModel, classes: list[str]) -> None:
+    """Copy ``init``'s weights into ``network``: fine-tuning instead of training from scratch.
+
+    Convolutions and the heads after global pooling do not depend on the
+    input's side, so a model trained at 64 px can start a 128 px one: the
+    ground-truth CNN is made that way (``mxn train --init``). Everything
+    else must match: backbone, width, exits, aggregation, stem and classes.
+    """
+    want, have = network.spec, init.spec
+    keys = ("backbone", "width", "exits", "aggregation", "stem", "head", "embedding_dim")
+    differ = [k for k in keys if getattr(want, k) != getattr(have, k)]
+    if differ:
+        pairs = ", ".join(f"{k} {getattr(have, k)!r} vs {getattr(want, k)!r}" for k in differ)
+        raise ValueError(f"cannot start from a model of another architecture: {pairs}")
+    if list(init.classes) != list(classes):
+        raise ValueError(
+            f"cannot start from a model with other classes: it has {', '.join(init.classes)}; "
+            f"the data has {', '.join(classes)}"
+        )
+    network.model.set_weights(init.network.model.get_weights())
+
+
+def teacher_labels(
+    splits: dict[str, ImageSet], teacher: MXNModel, batch_size: int = 64
+) -> dict[str, ImageSet]:
+    """Every split labelled with ``teacher``'s top-1 answer instead of its folder's name.
+
+    Focus trains its cheap CNN on the ground-truth CNN's labels of the very
+    objects ingest finds; a student trained this way learns to agree with the
+    teacher, which is what queries judged against ``gt-all`` reward (on
+    background-subtraction blobs, whose folder label is only the truth object
+    they overlap most, models trained on folder labels disagreed on half of
+    them). The images must be at the teacher's input size.
+    """
+    engine = teacher.engine(batch_size)
+    last = teacher.spec.num_exits - 1
+    out = {}
+    for name, split in splits.items():
+        if split.images.shape[1:3] != (teacher.spec.input_size,) * 2:
+            raise ValueError(
+                f"the teacher takes {teacher.spec.input_size} px images; the {name!r} split has "
+                f"{split.images.shape[1]} px"
+            )
+        top = engine.all_exits(split.images, exits=[last]).output(last).argmax(axis=1)
+        out[name] = ImageSet(split.images, top.astype(split.labels.dtype), list(teacher.classes))
+    return out
+
+
+def agreement(before: ImageSet, after: ImageSet) -> float:
+    """The share of images that keep their class name from ``before`` to ``after``."""
+    same = [before.classes[x] == after.classes[y] for x, y in zip(before.labels, after.labels, strict=True)]
+    return float(np.mean(same)) if same else 1.0
 
 
 def training_provenance(

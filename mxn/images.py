@@ -7,6 +7,7 @@ networks scale to [0, 1] themselves, so callers never need to remember how.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,29 @@ def load_dataset(root: str | Path, size: int) -> dict[str, ImageSet]:
             if (root / split).is_dir()
         }
     return {"all": load_image_folder(root, size)}
+
+
+def merge_datasets(datasets: Sequence[dict[str, ImageSet]]) -> dict[str, ImageSet]:
+    """Several data sets (from :func:`load_dataset`) as one: each split concatenated, classes united.
+
+    The classes are the sorted union of every set's class names, and each
+    set's labels are renumbered into them, so a class one set lacks is
+    simply absent from its images. All images must have the same size.
+    """
+    if not datasets:
+        raise DatasetError("no data sets to merge")
+    if len(datasets) == 1:
+        return dict(datasets[0])
+    classes = sorted({c for splits in datasets for split in splits.values() for c in split.classes})
+    out: dict[str, ImageSet] = {}
+    for name in dict.fromkeys(k for splits in datasets for k in splits):
+        parts = [splits[name] for splits in datasets if name in splits]
+        shapes = {p.images.shape[1:] for p in parts}
+        if len(shapes) > 1:
+            raise DatasetError(f"the {name!r} splits have images of different sizes: {sorted(shapes)}")
+        labels = [np.array([classes.index(p.classes[y]) for y in p.labels], np.int64) for p in parts]
+        out[name] = ImageSet(np.concatenate([p.images for p in parts]), np.concatenate(labels), classes)
+    return out
 
 
 def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mxn.cli import main
+from mxn.modelfile import load_model, model_sha, read_card
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,23 @@ def test_train_info_evaluate_calibrate(image_folder, tmp_path):
     written = json.loads(figures.read_text())
     assert written["model"] == str(calibrated) and len(written["exits"]) == 3
     assert written["target_precision"] == 0.8
+
+    # a student at another input size, started from the model and labelled by it
+    student = tmp_path / "s.mxn"
+    taught = runner.invoke(
+        main,
+        ["train", str(image_folder), "--out", str(student), "--input-size", "48", "--epochs", "1",
+         "--exits", "2,4,8", "--init", str(model), "--teacher", str(calibrated), "--target-precision", "0.9"],
+    )  # fmt: skip
+    assert taught.exit_code == 0, taught.output
+    assert "the teacher agrees with the folder labels on: all " in taught.output
+    training = read_card(student)["training"]
+    assert training["init"] == {"sha256": model_sha(load_model(model)), "input_size": 32}
+    assert training["teacher"]["sha256"] == model_sha(load_model(calibrated))
+    assert 0 <= training["teacher"]["agreement_with_folders"]["all"] <= 1
+    wrong = runner.invoke(main, ["train", str(image_folder), "--out", str(student), "--width", "0.5",
+                                 "--exits", "2,4,8", "--input-size", "32", "--init", str(model)])  # fmt: skip
+    assert wrong.exit_code != 0 and "another architecture: width 0.25 vs 0.5" in wrong.output
 
 
 @pytest.mark.parametrize(

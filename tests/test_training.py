@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 
+from mxn.engine import StagedEngine
+from mxn.fit import agreement, start_from, teacher_labels
+from mxn.images import DatasetError, ImageSet, merge_datasets
 from mxn.network import build_network
 from mxn.spec import NetworkSpec
 from mxn.training import TrainConfig, train_network
@@ -75,3 +78,60 @@ def test_embedding_heads_learn_by_distillation(random_images):
         config=TrainConfig(loss="cosine", epochs=3, augment=False, progress=False),
     )
     assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_start_from_copies_weights_at_any_input_size(trained, digit_data):
+    model, _ = trained
+    same = build_network(model.spec, seed=99)
+    start_from(same, model, model.classes)
+    x = digit_data.images[:16]
+    np.testing.assert_allclose(
+        StagedEngine(same).all_exits(x).outputs[-1], model.engine().all_exits(x).outputs[-1], atol=1e-5
+    )
+    larger = build_network(model.spec.replace(input_size=48), seed=99)
+    start_from(larger, model, model.classes)
+    for a, b in zip(larger.model.get_weights(), model.network.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"another architecture: width 0\.25 vs 0\.5"):
+        start_from(build_network(model.spec.replace(width=0.5)), model, model.classes)
+    with pytest.raises(ValueError, match="other classes"):
+        start_from(build_network(model.spec), model, [*model.classes[:-1], "cat"])
+
+
+def test_teacher_labels_are_the_teachers_top1(trained, digit_data):
+    model, _ = trained
+    splits = {"train": digit_data.subset(np.arange(40)), "test": digit_data.subset(np.arange(40, 60))}
+    labelled = teacher_labels(splits, model)
+    for name, split in labelled.items():
+        top = model.engine().all_exits(splits[name].images).outputs[-1].argmax(axis=1)
+        np.testing.assert_array_equal(split.labels, top)
+        assert split.classes == model.classes and split.images is splits[name].images
+        share = agreement(splits[name], split)
+        assert share == pytest.approx(np.mean(top == splits[name].labels))
+    with pytest.raises(ValueError, match="the teacher takes 32 px images"):
+        teacher_labels(
+            {"train": ImageSet(np.zeros((2, 48, 48, 3), np.uint8), np.zeros(2, int), ["a"])}, model
+        )
+
+
+def test_merged_data_sets_unite_classes_and_keep_every_image():
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> np.ndarray:
+        return rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+
+    a = {"train": ImageSet(images(3), np.array([0, 1, 1]), ["bus", "car"])}
+    b = {
+        "train": ImageSet(images(2), np.array([1, 0]), ["car", "van"]),
+        "test": ImageSet(images(1), np.array([0]), ["car", "van"]),
+    }
+    merged = merge_datasets([a, b])
+    assert merged["train"].classes == ["bus", "car", "van"]
+    names = [merged["train"].classes[y] for y in merged["train"].labels]
+    assert names == ["bus", "car", "car", "van", "car"]
+    np.testing.assert_array_equal(merged["train"].images[3:], b["train"].images)
+    assert len(merged["test"]) == 1 and merged["test"].classes[merged["test"].labels[0]] == "car"
+    tiny = rng.integers(0, 256, (1, 4, 4, 3), dtype=np.uint8)
+    small = {"train": ImageSet(tiny, np.array([0]), ["bus", "car"])}
+    with pytest.raises(DatasetError, match="different sizes"):
+        merge_datasets([a, small])
