@@ -56,6 +56,11 @@ class IngestConfig:
         skip_static: skip frames in which no block changed (DeepMon's test).
         batch_size: crops per CNN batch.
         crop_expand: context added around each box before the square crop.
+        crop_size: side of the square crop ingest cuts around each object and
+            keeps as a cluster's representative: what a query's ground-truth
+            CNN sees (the bundled one takes 128 px). The model being run gets
+            it resized to its own input; a model with a larger input gets
+            crops of its own size (:meth:`crop_side`).
         extractor: background-subtraction settings.
     """
 
@@ -71,6 +76,7 @@ class IngestConfig:
     skip_static: bool = False
     batch_size: int = 64
     crop_expand: float = 0.1
+    crop_size: int = 128
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
 
     def __post_init__(self) -> None:
@@ -88,6 +94,8 @@ class IngestConfig:
             raise ConfigError(f"cluster_threshold must lie in [0, 4], got {self.cluster_threshold}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.crop_size < 16:
+            raise ConfigError(f"crop_size must be >= 16 pixels, got {self.crop_size}")
         if self.exits is not None and not self.exits:
             raise ConfigError("exits must name at least one exit")
         if self.mode == "focus" and self.exits is not None and len(self.exits) != 1:
@@ -120,6 +128,10 @@ class IngestConfig:
             raise ConfigError(f"the model has exits 0..{num_exits - 1}; no cluster exit {cluster_exit}")
         topk = 1 if self.mode == "gt-all" else self.topk
         return replace(self, exits=exits, cluster_exit=cluster_exit, topk=topk)
+
+    def crop_side(self, input_size: int) -> int:
+        """The side of the crops kept for a model of ``input_size`` px: never smaller than its input."""
+        return max(self.crop_size, input_size)
 
     def index_key(self) -> dict[str, Any]:
         """The settings that shape the index (what a resumed run must match)."""

@@ -49,7 +49,7 @@ from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames,
 from ingest.extraction import FrameChangeTest, ObjectExtractor
 from ingest.merging import plan_merges
 from ingest.ranges import COUNTERS, TIMERS, plan_ranges, run_stats
-from mxn.images import square_crop
+from mxn.images import resize_batch, square_crop
 from mxn.modelfile import MXNModel, model_sha
 from storage.records import ObjectRecord, RangeRecord, RunRecord, VideoInfo, range_seq_base
 from storage.store import Store
@@ -306,6 +306,7 @@ class VideoIngest:
             next_seq=int(rng.stats.get("next_object_seq", base)),
         )
         commit = _Committer(self.store, run.id, rng.index, owner, self.on_chunk)
+        side = c.crop_side(self.model.spec.input_size)
         for event in detect_objects(path, info, c, rng.next_frame, stats, end=rng.end_frame):
             if isinstance(event, ChunkEnd):
                 self._classify(chunk, stats)
@@ -317,7 +318,7 @@ class VideoIngest:
             frame = event.frame
             for box in event.boxes:
                 box = tuple(int(v) for v in box)
-                crop = square_crop(frame.image, box, self.model.spec.input_size, expand=c.crop_expand)
+                crop = square_crop(frame.image, box, side, expand=c.crop_expand)
                 chunk.waiting.append((frame.index, frame.time, box, crop))
             if len(chunk.waiting) >= c.batch_size:
                 self._classify(chunk, stats)
@@ -337,7 +338,7 @@ class VideoIngest:
             return
         c = self.config
         with _Timer(stats, "model_s"):
-            crops = np.stack([crop for *_, crop in chunk.waiting])
+            crops = resize_batch([crop for *_, crop in chunk.waiting], self.model.spec.input_size)
             result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
             mask, scores = aggregate_topk(result.outputs, c.topk)
             labels = label_sets(mask, scores, self.model.classes)

@@ -70,6 +70,13 @@ A video already in the store (same content) is skipped unless --force.
     show_default=True,
     help="Frames per range, the unit of parallel work (part of the index: keep it to resume).",
 )
+@click.option(
+    "--crop-size",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Side of the representative crops kept for queries (match the GT-CNN's input).",
+)
 @click.option("--workers", type=int, default=None, help="Ingest on a local Dask cluster of N processes.")
 @click.option("--scheduler", default=None, help="Ingest on an existing Dask cluster (tcp://HOST:PORT).")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the store.")
@@ -93,6 +100,7 @@ def ingest(
     skip_static: bool,
     chunk_frames: int,
     range_frames: int,
+    crop_size: int,
     workers: int | None,
     scheduler: str | None,
     force: bool,
@@ -120,6 +128,7 @@ def ingest(
             skip_static=skip_static,
             chunk_frames=chunk_frames,
             range_frames=range_frames,
+            crop_size=crop_size,
             workers=workers,
             scheduler=scheduler,
             force=force,

@@ -74,7 +74,7 @@ from ingest.extraction import ExtractorConfig  # noqa: E402
 from ingest.run import Detection, VideoIngest, detect_objects  # noqa: E402
 from mxn.defaults import default_model_path, load_default_model  # noqa: E402
 from mxn.flops import exit_macs  # noqa: E402
-from mxn.images import square_crop  # noqa: E402
+from mxn.images import resize_batch, square_crop  # noqa: E402
 from mxn.modelfile import MXNModel, load_model  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.presets import PRESETS  # noqa: E402
@@ -233,15 +233,18 @@ def detected(path: Path, config: IngestConfig, stats: dict[str, Any]) -> Iterato
 def crop_objects(
     path: Path, config: IngestConfig, sizes: set[int], stats: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """Frames, boxes and crops (per input size) of every object, cropped as ``VideoIngest`` crops."""
-    frames, boxes, crops = [], [], {s: [] for s in sizes}
+    """Frames, boxes and crops (per input size) of every object, cropped as ``VideoIngest`` crops.
+
+    As ingest does, each object is cut once at ``config.crop_side`` and resized to each model's input.
+    """
+    frames, boxes, kept = [], [], []
+    side = config.crop_side(max(sizes))
     for event in detected(path, config, stats):
         for box in event.boxes:
             frames.append(event.frame.index)
             boxes.append(box)
-            for s in sizes:
-                crops[s].append(square_crop(event.frame.image, box, s, expand=config.crop_expand))
-    stacked = {s: np.stack(c) if c else np.zeros((0, s, s, 3), np.uint8) for s, c in crops.items()}
+            kept.append(square_crop(event.frame.image, box, side, expand=config.crop_expand))
+    stacked = {s: resize_batch(kept, s) for s in sizes}
     return np.asarray(frames, np.int64), np.asarray(boxes, np.int64).reshape(-1, 4), stacked
 
 

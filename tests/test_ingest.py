@@ -72,13 +72,8 @@ def test_ingest_indexes_and_clusters_objects(store_url, clip, ingest_model):
             for c in store.clusters(label):
                 members = store.cluster_members(c.id)
                 assert len(members) == c.size and all(label in m.labels for m in members)
-                assert cv2.imdecode(
-                    np.frombuffer(c.representative_crop, np.uint8), cv2.IMREAD_COLOR
-                ).shape == (
-                    64,
-                    64,
-                    3,
-                )
+                crop = cv2.imdecode(np.frombuffer(c.representative_crop, np.uint8), cv2.IMREAD_COLOR)
+                assert crop.shape == (SMALL.crop_size, SMALL.crop_size, 3)  # kept larger than the 64 px input
                 pairs += [(m.id, label) for m in members]
         assert len(pairs) == len(set(pairs)) == stats["indexing"]
         assert stats["clusters"] == sum(len(store.clusters(label)) for label in store.labels())

@@ -211,3 +211,7 @@ def test_config_validation():
     assert IngestConfig(stride=4, chunk_frames=190).chunk_frames == 192
     with pytest.raises(ConfigError, match="warmup"):
         IngestConfig(chunk_frames=10)
+    # representative crops are kept at crop_size, or at a larger model's own input size
+    assert IngestConfig().crop_side(64) == 128 and IngestConfig(crop_size=96).crop_side(224) == 224
+    with pytest.raises(ConfigError, match="crop_size must be >= 16"):
+        IngestConfig(crop_size=8)
