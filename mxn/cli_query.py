@@ -199,6 +199,12 @@ def tune() -> None:
     "--no-reject", is_flag=True, help="Exits only accept; every other candidate goes to the GT-CNN."
 )
 @click.option(
+    "--per-label/--shared",
+    default=True,
+    show_default=True,
+    help="Fit each label's thresholds on its own candidates, or one set for every label.",
+)
+@click.option(
     "--out",
     default="query-thresholds.json",
     show_default=True,
@@ -222,6 +228,7 @@ def tune_query(
     holdout: float,
     seed: int,
     no_reject: bool,
+    per_label: bool,
     out: str,
     plot: str | None,
     json_out: str | None,
@@ -241,6 +248,7 @@ def tune_query(
         holdout=holdout,
         seed=seed,
         reject=not no_reject,
+        per_label=per_label,
         out=out,
         plot=plot,
         progress=not quiet,
@@ -256,6 +264,13 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+_NO_SAMPLES = {"candidates": 0, "precision": 1.0, "recall": 1.0, "gt_call_rate": 0.0}
+
+
 def print_tuning(result) -> None:
     t, held = result.thresholds, result.held_out
     click.echo(
@@ -267,6 +282,17 @@ def print_tuning(result) -> None:
         for i, (a, r, d) in enumerate(zip(t.accept, t.reject, held["decided_per_exit"], strict=True))
     ]
     print_table(["exit", "accept p >=", "reject p <=", "decided (held out)"], rows)
+    if t.per_label:
+        click.echo("\nper label (own thresholds, accept / reject per exit; held out):")
+        print_table(
+            ["label", "accept", "reject", "candidates", "precision", "recall", "GT-CNN calls"],
+            [
+                [label, " ".join(map(_num, own.accept)), " ".join(map(_num, own.reject)), f["candidates"],
+                 _pct(f["precision"]), _pct(f["recall"]), f"{100 * f['gt_call_rate']:.1f}%"]
+                for label, own in sorted(t.per_label.items())
+                for f in [held["per_label"].get(label, _NO_SAMPLES)]
+            ],
+        )  # fmt: skip
     click.echo(
         f"held out: precision {100 * held['precision']:.2f}%, recall {100 * held['recall']:.2f}%, "
         f"GT-CNN calls {100 * held['gt_call_rate']:.1f}% of candidates "

@@ -111,6 +111,7 @@ class QueryEngine:
             self.thresholds = thresholds or QueryThresholds.from_model(query_model)
             check_for_model(self.thresholds, query_model, sha, "thresholds")
             self.mxn_key = f"mxn:{sha[:16]}:{self.thresholds.key()}"
+        self._png: dict[int, bytes] = {}  # cluster id -> representative crop, during one query
         self._gt_engine = gt_model.engine(batch_size)
         self._mxn_engine = query_model.engine(batch_size) if query_model is not None else None
 
@@ -194,11 +195,23 @@ class QueryEngine:
     # -- deciding candidates ------------------------------------------------
 
     def _crops(self, clusters: Sequence[ClusterRecord], size: int) -> np.ndarray:
-        """The representative crops of the clusters a CNN must see (fetched now: the lookup skipped them)."""
-        found = self.store.cluster_crops(c.id for c in clusters if not c.representative_crop)
-        return resize_batch([decode_png(c.representative_crop or found[c.id]) for c in clusters], size)
+        """The representative crops of the clusters a CNN must see, at ``size`` px.
+
+        The lookup skipped the crops, so they are fetched now, once per query:
+        the candidates the query MXN leaves undecided reach the GT-CNN without
+        a second read (their PNG bytes are kept, not the decoded images).
+        """
+        missing = [c.id for c in clusters if c.id not in self._png and not c.representative_crop]
+        self._png.update(self.store.cluster_crops(missing))
+        return resize_batch([decode_png(c.representative_crop or self._png[c.id]) for c in clusters], size)
 
     def _decide(self, label: str, candidates: list[ClusterRecord], mode: str) -> _Decisions:
+        try:
+            return self._decide_all(label, candidates, mode)
+        finally:
+            self._png = {}
+
+    def _decide_all(self, label: str, candidates: list[ClusterRecord], mode: str) -> _Decisions:
         stats = QueryStats(candidates=len(candidates))
         accepted: dict[int, str] = {}
         undecided = candidates
@@ -239,7 +252,8 @@ class QueryEngine:
         todo = [c for c in candidates if c.id not in verdicts]
         if not todo:
             return verdicts
-        last = self.thresholds.last_deciding_exit
+        thresholds = self.thresholds.for_label(label)
+        last = thresholds.last_deciding_exit
         if label not in self.query_model.classes or last is None:
             log.info("no exit can decide %r: every candidate goes to the GT-CNN", label)
             made = [Verdict(c.id, "undecided", None, 0.0) for c in todo]
@@ -248,7 +262,7 @@ class QueryEngine:
             began = time.perf_counter()
             crops = self._crops(todo, self.query_model.spec.input_size)
             assert self._mxn_engine is not None
-            cascade = self._mxn_engine.cascade(crops, self.thresholds.rule(index), last_exit=last)
+            cascade = self._mxn_engine.cascade(crops, thresholds.rule(index), last_exit=last)
             stats.model_seconds += time.perf_counter() - began
             stats.mxn_calls += len(todo)
             made = []
@@ -257,7 +271,7 @@ class QueryEngine:
                 if exit_taken < 0:
                     made.append(Verdict(c.id, "undecided", None, p))
                     continue
-                accepted, _ = self.thresholds.outcomes(int(exit_taken), np.array([p]))
+                accepted, _ = thresholds.outcomes(int(exit_taken), np.array([p]))
                 made.append(Verdict(c.id, "accept" if accepted[0] else "reject", int(exit_taken), p))
         if self.use_cache:
             self.store.save_verdicts(label, self.mxn_key, made)

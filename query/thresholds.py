@@ -10,6 +10,11 @@ probability of the label, and
 * anything else goes on to the next exit, and after the last one to the
   ground-truth CNN.
 
+Thresholds may differ per label (``per_label``): ``mxn tune query`` fits each
+label on its own candidates, so that a label the exits find hard keeps its
+own recall instead of paying for the easy ones, and a query for a label with
+no thresholds of its own uses the shared ones.
+
 ``None`` means the exit never decides that way; so do an accept threshold of
 1.0 and a reject threshold of 0.0 (a softmax that rounds to exactly 1 or 0
 is no evidence), which is why thresholds at 1.0 reproduce Focus exactly.
@@ -67,6 +72,8 @@ class QueryThresholds:
         model_sha: the query model they were tuned for (``None``: any).
         target_precision, target_recall: what tuning aimed for.
         evaluation: what tuning measured on held-out data.
+        per_label: thresholds of their own for some labels (each without
+            ``per_label`` itself); other labels use ``accept`` and ``reject``.
     """
 
     accept: tuple[float | None, ...]
@@ -75,6 +82,7 @@ class QueryThresholds:
     target_precision: float | None = None
     target_recall: float | None = None
     evaluation: dict[str, Any] = field(default_factory=dict, compare=False)
+    per_label: dict[str, QueryThresholds] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accept", _check(self.accept, "accept"))
@@ -86,6 +94,15 @@ class QueryThresholds:
         for i, (a, r) in enumerate(zip(self.accept_limits, self.reject_limits, strict=True)):
             if r >= a:
                 raise ThresholdsError(f"exit {i}: reject threshold {r} must lie below accept threshold {a}")
+        for label, own in self.per_label.items():
+            if own.num_exits != self.num_exits or own.per_label:
+                raise ThresholdsError(
+                    f"label {label!r}: its thresholds must cover the same {self.num_exits} exits, flat"
+                )
+
+    def for_label(self, label: str) -> QueryThresholds:
+        """The thresholds a query for ``label`` uses: its own, or the shared ones."""
+        return self.per_label.get(label, self)
 
     @property
     def num_exits(self) -> int:
@@ -140,15 +157,22 @@ class QueryThresholds:
 
     def key(self) -> str:
         """A short identity of the decision-making part (names cached verdicts)."""
-        text = json.dumps({"accept": self.accept, "reject": self.reject}, sort_keys=True)
+        decisions: dict[str, Any] = {"accept": self.accept, "reject": self.reject}
+        if self.per_label:  # thresholds without labels of their own keep the key they always had
+            decisions["labels"] = {k: [t.accept, t.reject] for k, t in self.per_label.items()}
+        text = json.dumps(decisions, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def decisions(self) -> dict[str, list[float | None]]:
+        """The shared thresholds as JSON lists."""
+        return {"accept": list(self.accept), "reject": list(self.reject)}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "accept": list(self.accept),
-            "reject": list(self.reject),
+            **self.decisions(),
+            "per_label": {k: t.decisions() for k, t in sorted(self.per_label.items())},
             "model_sha": self.model_sha,
             "target_precision": self.target_precision,
             "target_recall": self.target_recall,
@@ -169,12 +193,12 @@ def load_thresholds(path: str | os.PathLike) -> QueryThresholds:
         path, FORMAT, FORMAT_VERSION, ThresholdsError, "an mxn query thresholds file", "`mxn tune query`"
     )
     try:
-        accept, reject = data["accept"], data["reject"]
-        if not isinstance(accept, list) or not isinstance(reject, list):
-            raise ThresholdsError('"accept" and "reject" must be lists')
+        labels = data.get("per_label") or {}
+        if not isinstance(labels, dict):
+            raise ThresholdsError('"per_label" must map labels to {"accept": [...], "reject": [...]}')
         return QueryThresholds(
-            tuple(accept),
-            tuple(reject),
+            *_pair(data),
+            per_label={str(k): QueryThresholds(*_pair(v, f"per_label.{k}.")) for k, v in labels.items()},
             model_sha=data.get("model_sha"),
             target_precision=data.get("target_precision"),
             target_recall=data.get("target_recall"),
@@ -184,6 +208,16 @@ def load_thresholds(path: str | os.PathLike) -> QueryThresholds:
         raise ThresholdsError(f"{path}: the field {err} is missing") from None
     except ThresholdsError as err:
         raise ThresholdsError(f"{path}: {err}") from None
+
+
+def _pair(data: Any, where: str = "") -> tuple[tuple, tuple]:
+    """The ``accept`` and ``reject`` lists of a thresholds file (or of one of its labels)."""
+    if not isinstance(data, dict):
+        raise ThresholdsError(f'"{where.rstrip(".")}" must be {{"accept": [...], "reject": [...]}}')
+    accept, reject = data["accept"], data["reject"]
+    if not isinstance(accept, list) or not isinstance(reject, list):
+        raise ThresholdsError(f'"{where}accept" and "{where}reject" must be lists')
+    return tuple(accept), tuple(reject)
 
 
 def check_for_model(thresholds: QueryThresholds, model: MXNModel, sha: str, source: str) -> None:

@@ -7,7 +7,10 @@ is the reference because it is what Focus mode would have answered; a
 threshold is good when the exits agree with it.
 
 Thresholds are fitted as a cascade (each exit on the candidates the earlier
-ones left), as the dissertation searched for a 99% true-positive rate:
+ones left), as the dissertation searched for a 99% true-positive rate, and by
+default once per label on that label's candidates (a query asks about one
+label, so each label keeps its own precision and recall; the thresholds fitted
+on all candidates serve labels the samples do not hold):
 
 * accept at exit ``i``: the lowest ``p`` whose accepted candidates reach the
   target precision with a margin (the one-sided Wilson bound of
@@ -171,33 +174,65 @@ def fit_thresholds(
                            target_recall=target_recall)  # fmt: skip
 
 
+def fit_per_label(
+    samples: TuningSamples,
+    target_precision: float = 0.99,
+    target_recall: float = 0.99,
+    confidence: float = 0.95,
+    allow_reject: bool = True,
+) -> QueryThresholds:
+    """Shared thresholds fitted on every candidate, and each label's own fitted on its candidates."""
+    shared = fit_thresholds(samples, target_precision, target_recall, confidence, allow_reject)
+    own = {}
+    for label in np.unique(samples.labels):
+        group = samples.subset(np.flatnonzero(samples.labels == label))
+        fitted = fit_thresholds(group, target_precision, target_recall, confidence, allow_reject)
+        own[str(label)] = QueryThresholds(fitted.accept, fitted.reject)
+    return QueryThresholds(shared.accept, shared.reject, target_precision=target_precision,
+                           target_recall=target_recall, per_label=own)  # fmt: skip
+
+
 def evaluate(thresholds: QueryThresholds, samples: TuningSamples) -> dict[str, Any]:
     """What the thresholds reach on ``samples``: the exits decide what they can, the GT-CNN the rest.
 
-    Precision and recall are of the final verdicts against the GT-CNN's, so
-    Focus mode (no exit decides) scores 1.0 and 1.0 at a GT-call rate of 1.
+    Each candidate meets the thresholds of the label it is a candidate for
+    (:meth:`QueryThresholds.for_label`). Precision and recall are of the final
+    verdicts against the GT-CNN's, so Focus mode (no exit decides) scores 1.0
+    and 1.0 at a GT-call rate of 1. ``per_label`` holds the same figures per label.
     """
-    n = len(samples)
+    n, exits = len(samples), samples.scores.shape[0]
     remaining = np.ones(n, bool)
     accepted = np.zeros(n, bool)
-    decided = []
-    for i, s in enumerate(samples.scores):
-        yes, no = thresholds.outcomes(i, s)
-        yes, no = remaining & yes, remaining & no & ~yes
-        accepted |= yes
-        decided.append(int(yes.sum() + no.sum()))
-        remaining &= ~(yes | no)
+    decided = np.zeros(exits, np.int64)
+    for label in np.unique(samples.labels):
+        t, group = thresholds.for_label(str(label)), samples.labels == label
+        for i, s in enumerate(samples.scores):
+            yes, no = t.outcomes(i, s)
+            yes, no = remaining & group & yes, remaining & group & no & ~yes
+            accepted |= yes
+            decided[i] += int(yes.sum() + no.sum())
+            remaining &= ~(yes | no)
     accepted |= remaining & samples.positive  # the GT-CNN's verdict on the undecided
-    positives = int(samples.positive.sum())
-    correct = int((accepted & samples.positive).sum())
+    figures = _figures(accepted, remaining, samples.positive) | {"decided_per_exit": decided.tolist()}
+    figures["per_label"] = {
+        str(label): _figures(accepted[g], remaining[g], samples.positive[g])
+        for label in np.unique(samples.labels)
+        for g in [samples.labels == label]
+    }
+    return figures
+
+
+def _figures(accepted: np.ndarray, undecided: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
+    """Precision, recall and GT-call rate of final verdicts against the GT-CNN's."""
+    positives = int(positive.sum())
+    correct = int((accepted & positive).sum())
     return {
-        "candidates": n,
+        "candidates": len(positive),
         "positives": positives,
         "precision": correct / int(accepted.sum()) if accepted.any() else 1.0,
         "recall": correct / positives if positives else 1.0,
-        "gt_call_rate": float(remaining.mean()) if n else 0.0,
-        "decided_per_exit": decided,
-        "false_accepts": int((accepted & ~samples.positive).sum()),
+        "gt_call_rate": float(undecided.mean()) if len(positive) else 0.0,
+        "false_accepts": int((accepted & ~positive).sum()),
         "false_rejects": positives - correct,
     }
 
@@ -228,15 +263,21 @@ def tune(
     seed: int = 0,
     allow_reject: bool = True,
     curve_targets: tuple[float, ...] = CURVE_TARGETS,
+    per_label: bool = True,
 ) -> TuningResult:
-    """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve."""
+    """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve.
+
+    ``per_label`` fits every label's thresholds on its own candidates
+    (:func:`fit_per_label`); otherwise one set serves every label.
+    """
     if len(samples) < 4:
         raise TuningError(f"{len(samples)} candidate clusters are too few to tune on; ingest more video")
     fit_index, held_index = split(samples.positive, holdout, seed)
     fit_part, held = samples.subset(fit_index), samples.subset(held_index)
 
     def fitted(precision: float) -> QueryThresholds:
-        return fit_thresholds(fit_part, precision, target_recall, confidence, allow_reject)
+        fit = fit_per_label if per_label else fit_thresholds
+        return fit(fit_part, precision, target_recall, confidence, allow_reject)
 
     chosen = fitted(target_precision)
     held_out = evaluate(chosen, held)
@@ -248,6 +289,7 @@ def tune(
     thresholds = QueryThresholds(
         chosen.accept,
         chosen.reject,
+        per_label=chosen.per_label,
         model_sha=model_sha(query_model) if query_model is not None else None,
         target_precision=target_precision,
         target_recall=target_recall,

@@ -72,7 +72,7 @@ from ingest.run import ingest_videos  # noqa: E402
 from mxn.defaults import load_default_model  # noqa: E402
 from mxn.flops import exit_macs  # noqa: E402
 from mxn.images import resize_batch  # noqa: E402
-from mxn.modelfile import MXNModel, model_sha  # noqa: E402
+from mxn.modelfile import MXNModel, load_model, model_sha  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.presets import PRESETS  # noqa: E402
 from mxn.world.video import render_clip  # noqa: E402
@@ -266,6 +266,7 @@ def tune_thresholds(db: Path, models: dict[str, MXNModel]) -> tuple[QueryThresho
         "positives": int(samples.positive.sum()),
         "accept": list(t.accept),
         "reject": list(t.reject),
+        "per_label": {label: own.decisions() for label, own in t.per_label.items()},
         "held_out": result.held_out,
         "fit": result.fit,
         "curve": result.curve,
@@ -451,14 +452,17 @@ def cost_model(
     for d in range(query.spec.num_exits):
         calls[f"mxn_depth_{d}"] = lambda d=d: q_engine.all_exits(crops, exits=tuple(range(d + 1)))
 
+    def deepest(t: QueryThresholds, label: str) -> int | None:
+        return t.for_label(label).last_deciding_exit
+
     def cascade(t: QueryThresholds) -> dict[str, Any]:
-        """The cascade as a query runs it: per label, stopping at the deepest exit that can decide."""
-        last = t.last_deciding_exit
-        if last is None:  # the query runs no MXN at all
-            return {}
+        """The cascade as a query runs it: per label, with its thresholds, up to its deepest deciding exit."""
         return {
-            label: q_engine.cascade(crops[span], t.rule(query.classes.index(label)), last_exit=last)
+            label: q_engine.cascade(
+                crops[span], t.for_label(label).rule(query.classes.index(label)), last_exit=deepest(t, label)
+            )
             for label, span in spans.items()
+            if deepest(t, label) is not None  # otherwise that query runs no MXN at all
         }
 
     for name, t in thresholds.items():
@@ -471,7 +475,10 @@ def cost_model(
         "candidates_of_index": total,
         "repeats": repeats,
         "s_per_candidate": {k: v / n for k, v in seconds.items()},
-        "last_deciding_exit": {name: t.last_deciding_exit for name, t in thresholds.items()},
+        "last_deciding_exit": {
+            name: max((e for e in (deepest(t, label) for label in spans) if e is not None), default=None)
+            for name, t in thresholds.items()
+        },
         "other_processes_cpu_share": watch.others_share(),
     }
     return out
@@ -855,7 +862,8 @@ def print_why(presets: dict[str, dict]) -> None:
         t, s = p["tuning"], p["cost_model"].get("s_per_candidate", {})
         held = t.get("held_out", {})
         print(
-            f"  {name:11s} tuned accept {fmt_list(t['accept'])} reject {fmt_list(t['reject'])}; held out "
+            f"  {name:11s} tuned accept {fmt_list(t['accept'])} reject {fmt_list(t['reject'])} (shared; "
+            f"{len(t.get('per_label', {}))} labels have their own); held out "
             f"P {fmt(held.get('precision'), '.3f')} R {fmt(held.get('recall'), '.3f')} GT-call rate "
             f"{fmt(held.get('gt_call_rate'), '.2f')} on {fmt(held.get('candidates'), 'd')}"
         )
@@ -953,6 +961,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sweep-presets", help="sweep: comma-separated presets (default: full all, quick downtown)"
     )
     parser.add_argument("--no-sweep", action="store_true", help="skip the cluster-threshold sweep")
+    parser.add_argument(
+        "--models", type=Path, metavar="DIR", help="ingest/query/gt.mxn from DIR (default: bundled)"
+    )
     return parser.parse_args(argv)
 
 
@@ -992,7 +1003,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tf.get_logger().setLevel("ERROR")
     settings = make_settings(args)
-    models = {name: load_default_model(name) for name in ("ingest", "query", "gt")}
+    models = {
+        name: load_model(args.models / f"{name}.mxn") if args.models else load_default_model(name)
+        for name in ("ingest", "query", "gt")
+    }
     config = describe(settings, models)
     print(
         f"{config['mode']} run: presets {', '.join(settings.presets)}; {settings.seconds:g} s test + "

@@ -150,6 +150,22 @@ def test_thresholds_at_one_reproduce_focus_mode_exactly(db, models):
             assert all(h.decided_by == "gt-cnn" for v in mxn.videos for h in v.hits)
 
 
+def test_a_query_reads_each_candidates_crop_once(db, models):
+    with Store(db) as store:
+        asked: list[int] = []
+        read = store.cluster_crops
+
+        def recording(ids):
+            ids = list(ids)
+            asked.extend(ids)
+            return read(ids)
+
+        store.cluster_crops = recording  # the real store, watched
+        result = engine(store, models, use_cache=False).run("car")
+        assert result.stats.mxn_calls == result.stats.candidates > 0 and result.stats.gt_calls > 0
+        assert sorted(asked) == sorted(set(asked)) and len(asked) == result.stats.candidates
+
+
 def test_unknown_labels_and_empty_answers(db, models):
     with Store(db) as store:
         q = engine(store, models)
@@ -236,13 +252,41 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
 # -- pure pieces ----------------------------------------------------------------------------------
 
 
-def synthetic_samples(n: int, seed: int) -> TuningSamples:
-    """Two exits; the deeper one separates positives from negatives better."""
+def synthetic_samples(n: int, seed: int, label: str = "bus", noise=(0.35, 0.15)) -> TuningSamples:
+    """Two exits; the deeper one separates positives from negatives better (less ``noise``)."""
     rng = np.random.default_rng(seed)
     positive = rng.random(n) < 0.4
-    noise = [0.35, 0.15]
     scores = np.stack([np.clip(np.where(positive, 0.8, 0.2) + rng.normal(0, s, n), 0, 1) for s in noise])
-    return TuningSamples(np.arange(n), np.array(["bus"] * n), scores, positive)
+    return TuningSamples(np.arange(n), np.array([label] * n), scores, positive)
+
+
+def joined(*parts: TuningSamples) -> TuningSamples:
+    return TuningSamples(
+        np.arange(sum(len(p) for p in parts)),
+        np.concatenate([p.labels for p in parts]),
+        np.concatenate([p.scores for p in parts], axis=1),
+        np.concatenate([p.positive for p in parts]),
+    )
+
+
+def test_per_label_thresholds_keep_a_hard_labels_recall(tmp_path):
+    # cars are easy for the exits, vans hard: one shared set spends the recall budget unevenly
+    samples = joined(
+        synthetic_samples(8000, 4, "car", (0.1, 0.05)), synthetic_samples(3000, 5, "van", (0.4, 0.3))
+    )
+    shared = tune(samples, per_label=False, curve_targets=())
+    own = tune(samples, curve_targets=())
+    assert set(own.thresholds.per_label) == {"car", "van"} and not shared.thresholds.per_label
+    for label in ("car", "van"):
+        assert own.held_out["per_label"][label]["recall"] >= 0.98
+        assert own.held_out["per_label"][label]["precision"] >= 0.98
+    assert shared.held_out["per_label"]["van"]["recall"] < own.held_out["per_label"]["van"]["recall"]
+    assert own.thresholds.for_label("car") != own.thresholds.for_label("van")
+    assert own.thresholds.for_label("bus") is own.thresholds  # no thresholds of its own: the shared ones
+    # they survive the file, and name other cached verdicts than the shared ones
+    again = load_thresholds(own.thresholds.save(tmp_path / "t.json"))
+    assert again == own.thresholds and again.key() == own.thresholds.key()
+    assert own.thresholds.key() != QueryThresholds(own.thresholds.accept, own.thresholds.reject).key()
 
 
 def test_tuned_thresholds_meet_their_targets_on_held_out_data():
