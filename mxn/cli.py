@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -705,6 +706,13 @@ def _print_difficulty(data: str) -> dict[str, Any]:
         f"ground-truth CNN top-1 {_fmt(d['gt'])} "
         f"(target >= {100 * GT_MINIMUM:.0f}%: {'ok' if d['gt_high_enough'] else 'MISSED'})"
     )
+    manifest = Path(data) / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("config", {}).get("source") == "blobs":
+        click.echo(
+            "  (these are blobs: each is labelled by the truth object it overlaps most, so a blob that "
+            "merges two objects or holds part of one has no single right answer; the targets are for "
+            "truth crops)"
+        )
     return d
 
 

@@ -6,11 +6,15 @@ Three model files live in ``mxn/default_models/``:
   5 exits with feature aggregation, cross-entropy);
 * ``query.mxn``: the query MXN (same layout, focal loss, so confident exits
   are right);
-* ``gt.mxn``: the ground-truth CNN (ResNet-18 layout, width 0.5, one exit
-  after the last block).
+* ``gt.mxn``: the ground-truth CNN (ResNet-18 layout, width 0.5, 128 px, one
+  exit after the last block: about 14x the MACs of all five cheap exits).
 
-Each is produced by one ``mxn train`` command on the world's crops;
-``scripts/build_default_models.sh`` holds the exact commands, and
+The ground-truth CNN is trained on the world's truth crops and on the
+background-subtraction blobs ingest finds; the two cheap MXNs are fine-tuned
+on blobs labelled by it (``mxn train --teacher``), as Focus trains its cheap
+CNN on the ground-truth CNN's labels, so that the index and the early exits
+agree with the reference. ``scripts/build_default_models.sh`` holds the exact
+commands, and
 ``docs/MODELS.md`` what they reached. They are small enough to commit, so the
 main job runs offline from a fresh clone with no training.
 """
@@ -28,7 +32,7 @@ MODEL_DIR = Path(__file__).with_name("default_models")
 DEFAULT_MODELS: dict[str, str] = {
     "ingest": "the cheap ingest MXN: 5 exits, feature aggregation, cross-entropy",
     "query": "the query MXN: 5 exits, feature aggregation, focal loss",
-    "gt": "the ground-truth CNN: a wider single-exit network",
+    "gt": "the ground-truth CNN: a wider single-exit network at 128 px",
 }
 
 #: What the world's test crops must show (issue: the trade-offs must be real).

@@ -126,6 +126,7 @@ class Settings:
     sweep_thresholds: tuple[float, ...]
     sweep_presets: tuple[str, ...]
     sweep_repeats: int
+    per_label: bool = True  # tune each label's thresholds on its own candidates (False: one shared set)
 
     def config(self, mode: str, cluster_threshold: float | None = None) -> IngestConfig:
         """The ingest settings of this benchmark; gt-all shares the extractor and chunks."""
@@ -251,12 +252,14 @@ def cluster_truth(store: Store, truth: dict[Key, str], label: str) -> dict[str, 
 # -- thresholds -----------------------------------------------------------------------------------------
 
 
-def tune_thresholds(db: Path, models: dict[str, MXNModel]) -> tuple[QueryThresholds, dict[str, Any]]:
+def tune_thresholds(
+    db: Path, models: dict[str, MXNModel], per_label: bool = True
+) -> tuple[QueryThresholds, dict[str, Any]]:
     """Thresholds tuned on the calibration index (99% / 99%); without samples, the never-deciding ones."""
     with Store(f"sqlite:///{db}") as store:
         try:
             samples = collect_samples(store, models["gt"], models["query"])
-            result = tune(samples, models["query"], TARGET_PRECISION, TARGET_RECALL)
+            result = tune(samples, models["query"], TARGET_PRECISION, TARGET_RECALL, per_label=per_label)
         except TuningError as err:
             never = QueryThresholds.never(models["query"].spec.num_exits)
             return never, {"error": str(err), "accept": list(never.accept), "reject": list(never.reject)}
@@ -580,7 +583,7 @@ def bench_preset(name: str, settings: Settings, models: dict[str, MXNModel], tmp
         f"{runs['mxn']['frames']} frames, {runs['mxn']['objects']} objects, {runs['mxn']['clusters']} "
         f"mxn clusters; calibration {runs['calibration_mxn']['clusters']} clusters; tuning ..."
     )
-    tuned, tuning = tune_thresholds(calib_db, models)
+    tuned, tuning = tune_thresholds(calib_db, models, settings.per_label)
     card = QueryThresholds.from_model(models["query"])
     with Store(f"sqlite:///{test_db}") as store:
         truth = gt_labels(store)
@@ -637,7 +640,7 @@ def sweep_point(name: str, threshold: float, settings: Settings, models: dict, t
     calib_db, db = tmp / f"{name}-sweep-{threshold:g}-calibration.db", tmp / f"{name}-sweep-{threshold:g}.db"
     config = settings.config("mxn", threshold)
     ingest(calib_db, tmp / f"{name}-calibration.mp4", models["ingest"], config)
-    tuned, tuning = tune_thresholds(calib_db, models)
+    tuned, tuning = tune_thresholds(calib_db, models, settings.per_label)
     shutil.copy(tmp / f"{name}-gt-all.db", db)
     run = ingest(db, tmp / f"{name}-test.mp4", models["ingest"], config)
     with Store(f"sqlite:///{db}") as store:
@@ -962,6 +965,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-sweep", action="store_true", help="skip the cluster-threshold sweep")
     parser.add_argument(
+        "--shared-thresholds", action="store_true", help="tune one set of thresholds for every label"
+    )
+    parser.add_argument(
         "--models", type=Path, metavar="DIR", help="ingest/query/gt.mxn from DIR (default: bundled)"
     )
     return parser.parse_args(argv)
@@ -992,6 +998,8 @@ def make_settings(args: argparse.Namespace) -> Settings:
         changes["sweep_presets"] = preset_names(args.sweep_presets)
     if args.no_sweep:
         changes["sweep_thresholds"] = ()
+    if args.shared_thresholds:
+        changes["per_label"] = False
     for key in ("seconds", "calibration_seconds", "fps", "seed", "repeats", "all_repeats", "topk",
                 "cluster_exit", "cluster_threshold"):  # fmt: skip
         if getattr(args, key) is not None:

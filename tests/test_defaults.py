@@ -1,28 +1,34 @@
 import pytest
 
 from mxn.defaults import DEFAULT_MODELS, default_model_path, difficulty, load_default_model
+from mxn.flops import exit_macs
+from mxn.modelfile import model_sha
 from mxn.world.crops import SPLITS, CropConfig, build_crops
 from mxn.world.sprites import CLASSES
 
 
 @pytest.fixture(scope="module")
 def world_test_crops(tmp_path_factory):
-    """Fresh test crops from seeds the default models never saw."""
+    """Fresh test crops from seeds the default models never saw, at the GT-CNN's 128 px."""
     root = tmp_path_factory.mktemp("crops")
     seconds = dict.fromkeys(SPLITS, 0.0) | {"test": 40.0}
-    build_crops(root, CropConfig(size=64, seconds=seconds), seed=99, progress=False)
+    build_crops(root, CropConfig(size=128, seconds=seconds), seed=99, progress=False)
     return root
 
 
 def test_default_models_ship_and_load():
-    for name in DEFAULT_MODELS:
-        model = load_default_model(name)
+    models = {name: load_default_model(name) for name in DEFAULT_MODELS}
+    for model in models.values():
         assert sorted(model.classes) == sorted(CLASSES)
-        assert model.spec.input_size == 64
-    assert load_default_model("ingest").spec.num_exits == 5
-    assert load_default_model("query").training["config"]["loss"] == "focal"
-    gt = load_default_model("gt")
-    assert gt.spec.num_exits == 1 and gt.spec.width > load_default_model("ingest").spec.width
+    ingest, query, gt = models["ingest"], models["query"], models["gt"]
+    assert ingest.spec.input_size == query.spec.input_size == 64 and gt.spec.input_size == 128
+    assert ingest.spec.num_exits == query.spec.num_exits == 5 and gt.spec.num_exits == 1
+    assert query.training["config"]["loss"] == "focal"
+    # Focus's premise: the ground-truth CNN costs far more than the cheap exits it is gated by
+    assert exit_macs(gt.network)[0] >= 10 * exit_macs(query.network)[-1] >= 10 * exit_macs(ingest.network)[-1]
+    # the cheap MXNs learned the bundled GT-CNN's labels (Focus's specialisation)
+    for cheap in (ingest, query):
+        assert cheap.training["teacher"]["sha256"] == model_sha(gt)
 
 
 def test_the_world_makes_the_trade_off_real(world_test_crops):

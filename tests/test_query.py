@@ -232,8 +232,10 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "held out: precision" in result.output and "trade-off" in result.output
+    assert "per label (own thresholds" in result.output
     thresholds = load_thresholds(out)
     assert thresholds.num_exits == 5 and thresholds.model_sha and thresholds.target_precision == 0.99
+    assert "car" in thresholds.per_label and "car" in json.loads(js.read_text())["held_out"]["per_label"]
     data = json.loads(js.read_text())
     assert [c["target_precision"] for c in data["curve"]] == sorted(
         c["target_precision"] for c in data["curve"]

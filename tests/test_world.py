@@ -4,7 +4,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from mxn.cli import main
 from mxn.images import box_iou
 from mxn.world.crops import SPLITS, CropConfig, build_crops
 from mxn.world.presets import PRESETS, get_preset
@@ -116,7 +118,8 @@ def test_crops_splits_are_disjoint(tmp_path):
 
 
 def test_blob_crops_are_what_ingest_finds_labelled_by_their_best_overlap(tmp_path):
-    config = CropConfig(size=32, seconds={"train": 4.0}, presets=("highway",), warmup=2.0, source="blobs")
+    seconds = {"train": 4.0, "test": 3.0}
+    config = CropConfig(size=32, seconds=seconds, presets=("highway",), warmup=2.0, source="blobs", every=5)
     manifest = build_crops(tmp_path, config, seed=2, progress=False)
     files = list((tmp_path / "train").rglob("*.png"))
     assert len(files) == sum(manifest["counts"]["train"].values()) > 0
@@ -125,6 +128,10 @@ def test_blob_crops_are_what_ingest_finds_labelled_by_their_best_overlap(tmp_pat
     assert all(p.parent.name in CLASSES and len(p.stem.split("_")) == 4 for p in files)
     with pytest.raises(ValueError, match="unknown crop source"):
         CropConfig(source="sky")
+    # the difficulty check says why no model reaches its target on blobs
+    checked = CliRunner().invoke(main, ["models", "check", str(tmp_path)])
+    assert checked.exit_code == 0, checked.output
+    assert "test crops: cheap first exit top-1" in checked.output and "these are blobs" in checked.output
 
 
 def test_box_iou():
