@@ -215,7 +215,7 @@ class Probe:
     boxes: np.ndarray  # (N, 4)
     gt: np.ndarray  # (N,) the ground-truth CNN's top-1, as an index into the ingest MXN's classes
     outputs: list[np.ndarray]  # per exit of the ingest MXN, (N, C) probabilities
-    crops: np.ndarray  # (N, S, S, 3) at the ingest model's input size (for timing)
+    crops: dict[int, np.ndarray]  # per input size (the ingest MXN's, the GT-CNN's): (N, S, S, 3), for timing
     processed_frames: int
 
     def keys(self) -> list[tuple[int, tuple[int, ...]]]:
@@ -271,7 +271,7 @@ def run_probe(path: Path, config: IngestConfig, ingest_model: MXNModel, gt_model
     gt = np.asarray([ingest_model.classes.index(c) for c in gt_model.classes], np.int64)[gt_top1]
     exits = tuple(range(ingest_model.spec.num_exits))
     outputs = outputs_in_slices(ingest_model, crops[size], exits, config.batch_size)
-    return Probe(frames, boxes, gt, outputs, crops[size], int(stats["frames"]))
+    return Probe(frames, boxes, gt, outputs, crops, int(stats["frames"]))
 
 
 # -- recall ---------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def time_calls(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, f
 
 
 def model_costs(
-    ingest_model: MXNModel, gt_model: MXNModel, crops: np.ndarray, settings: Settings, batch: int
+    ingest_model: MXNModel, gt_model: MXNModel, crops: dict[int, np.ndarray], settings: Settings, batch: int
 ) -> dict[str, Any]:
     """Seconds per object of the ingest MXN up to each depth d (exits 0..d), and of the GT-CNN.
 
@@ -335,7 +335,8 @@ def model_costs(
     by the search are made non-decreasing (a running maximum); the raw
     medians are kept beside them.
     """
-    images = timing_crops(crops, settings.timing_objects)
+    images = timing_crops(crops[ingest_model.spec.input_size], settings.timing_objects)
+    gt_images = timing_crops(crops[gt_model.spec.input_size], settings.timing_objects)
     engine, gt_engine = ingest_model.engine(batch_size=batch), gt_model.engine(batch_size=batch)
     depths = ingest_model.spec.num_exits
     gt_last = gt_model.spec.num_exits - 1
@@ -343,7 +344,7 @@ def model_costs(
         str(d): (lambda d=d: engine.all_exits(images, exits=tuple(range(d + 1)), features_exit=d))
         for d in range(depths)
     }
-    calls["gt"] = lambda: gt_engine.all_exits(images, exits=(gt_last,), features_exit=gt_last)
+    calls["gt"] = lambda: gt_engine.all_exits(gt_images, exits=(gt_last,), features_exit=gt_last)
     seconds = time_calls(calls, settings.timing_repeats)
     raw = [seconds[str(d)] / len(images) for d in range(depths)]
     return {
@@ -494,11 +495,12 @@ def search(
 # -- ingest runs ----------------------------------------------------------------------------------------
 
 
-def warm_graphs(model: MXNModel, config: IngestConfig, crops: np.ndarray) -> None:
+def warm_graphs(model: MXNModel, config: IngestConfig, crops: dict[int, np.ndarray]) -> None:
     """Trace the graph a run will use (and its partial batch) so no timed run pays for tracing."""
     resolved = config.resolve(model.spec.num_exits)
     engine = model.engine(batch_size=resolved.batch_size)
-    images = np.resize(crops, (resolved.batch_size + 1, *crops.shape[1:]))
+    mine = crops[model.spec.input_size]
+    images = np.resize(mine, (resolved.batch_size + 1, *mine.shape[1:]))
     engine.all_exits(images, exits=resolved.exits, features_exit=resolved.cluster_exit)
 
 
@@ -605,7 +607,7 @@ def time_floor(video: Path, config: IngestConfig, repeats: int) -> dict[str, Any
 
 
 def calibrate_indexing(
-    video: Path, tmp: Path, model: MXNModel, settings: Settings, crops: np.ndarray
+    video: Path, tmp: Path, model: MXNModel, settings: Settings, crops: dict[int, np.ndarray]
 ) -> dict:
     """Seconds per (object, label) indexing from one default MXN ingest: (cluster_s + store_s) / indexing."""
     config = settings.config(mode="mxn")
@@ -692,7 +694,7 @@ def bench_preset(name: str, settings: Settings, models: dict[str, MXNModel], tmp
     configs = run_configs(settings, chosen["focus"], chosen["mxn"])
     for mode, cfg in configs.items():
         warm_graphs(models["gt" if mode == "gt-all" else "ingest"], cfg, probe_.crops)
-    probe_.crops = probe_.crops[:0]  # the timed runs' peak RSS should not carry the probe's crops
+    probe_.crops = {}  # the timed runs' peak RSS should not carry the probe's crops
     runs, dbs = timed_rounds(clip.video, tmp, models, configs, settings.rounds)
     measured = measure_recall(dbs, probe_, classes, chosen)
     result = summarise(name, probe_.processed_frames, floor, chosen, runs, measured)
@@ -812,7 +814,7 @@ def bench_workers(settings: Settings, tmp: Path, mxn: dict[str, Any] | None) -> 
     store = Store(f"sqlite:///{tmp / 'workers-0.db'}")
     single = VideoIngest(store, load_model(model_path), config, progress=False)
     size = single.model.spec.input_size
-    warm_graphs(single.model, config, np.zeros((4, size, size, 3), np.uint8))
+    warm_graphs(single.model, config, {size: np.zeros((4, size, size, 3), np.uint8)})
     watch, start = CpuWatch.start(), time.perf_counter()
     result = single.ingest(clip.video)
     runs["process"] = {
