@@ -157,9 +157,9 @@ class QueryThresholds:
 
     def key(self) -> str:
         """A short identity of the decision-making part (names cached verdicts)."""
-        decisions: dict[str, Any] = {"accept": self.accept, "reject": self.reject}
+        decisions: dict[str, Any] = self.decisions()
         if self.per_label:  # thresholds without labels of their own keep the key they always had
-            decisions["labels"] = {k: [t.accept, t.reject] for k, t in self.per_label.items()}
+            decisions["labels"] = {k: t.decisions() for k, t in self.per_label.items()}
         text = json.dumps(decisions, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
