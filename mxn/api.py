@@ -14,6 +14,7 @@ function               command                      returns
 :func:`render_traffic_video`  ``mxn world video``   :class:`mxn.world.video.RenderedClip`
 :func:`render_crops`   ``mxn world crops``          the data set's manifest (a dict)
 :func:`ingest`         ``mxn ingest``               :class:`IngestResults` (a list of ``IngestResult``)
+:func:`index_crops`    ``mxn crops``                the training set's manifest (a dict)
 :func:`query`          ``mxn query``                :class:`query.result.QueryResult`
 :func:`tune_query`     ``mxn tune query``           :class:`query.tuning.TuningResult`
 :func:`make_movie`     ``mxn movie``                :class:`MovieFiles`
@@ -618,6 +619,43 @@ def ingest(
         with _open_store(db) as store:
             write_ingest_report(html, store, done)
     return done
+
+
+def index_crops(
+    out: PathLike,
+    db: str | os.PathLike | Store | None = None,
+    gt: PathLike | MXNModel | None = None,
+    index: str = "mxn",
+    video: str | None = None,
+    every: int = 1,
+    block_seconds: float = 10.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """A training set cut from an index, labelled by the ground-truth CNN (``mxn crops``).
+
+    Focus's specialisation data: the representative crops ingest kept (each
+    object once; ``every`` keeps every N-th), in class-per-folder
+    train/val/calibration/test splits cut by ``block_seconds`` of video, under
+    the GT-CNN's top-1 label; ``mxn train OUT --init query.mxn`` fine-tunes a
+    model on them. ``video`` limits it to one video (name, id or hash prefix).
+    Returns the manifest ``OUT/manifest.json`` holds.
+    """
+    if every < 1:
+        raise OptionError(f"every must be at least 1, got {every}")
+    if block_seconds <= 0:
+        raise OptionError(f"block_seconds must be positive, got {block_seconds}")
+    if index not in ("mxn", "focus"):
+        raise OptionError(f"index must be mxn or focus, got {index!r}")
+    _tensorflow()
+    from ingest.training_set import export_training_set
+    from query.engine import find_videos
+
+    gt_model = _model(gt, "gt")
+    with _open_store(db) as store:
+        video_id = find_videos(store, video)[0].id if video not in (None, "all") else None
+        return export_training_set(store, out, gt_model, index, video_id, every, block_seconds, seed=seed,
+                                   progress=progress)  # fmt: skip
 
 
 def _query_models(gt: PathLike | MXNModel | None, qmodel: PathLike | MXNModel | None, need_query: bool):

@@ -1,4 +1,7 @@
-"""``mxn ingest``: index videos into a store (a thin layer over :mod:`ingest`)."""
+"""``mxn ingest`` (index videos into a store) and ``mxn crops`` (a training set cut from an index).
+
+Both are thin layers over :mod:`ingest` through :mod:`mxn.api`.
+"""
 
 from __future__ import annotations
 
@@ -175,3 +178,62 @@ def _print_results(results) -> None:
         )
     if rows:
         print_table(HEADERS, rows)
+
+
+EXAMPLES_CROPS = """
+Examples:
+
+  mxn crops --out data/cam1-crops                      # the index in mxn.db, the bundled GT-CNN
+
+  mxn crops --db cams.db --video cam1.mp4 --every 2 --out data/cam1-crops
+
+  mxn train data/cam1-crops --init query.mxn --loss focal --out cam1-query.mxn   # specialise
+
+The crops are the representatives ingest kept (one per object), labelled by
+the ground-truth CNN's top-1: the objects queries really ask about. Training
+on them is Focus's specialisation; the splits are cut by --block-seconds of
+video, so one object's frames stay in one split.
+"""
+
+
+@main.command(epilog=EXAMPLES_CROPS)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="New folder to write.")
+@click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
+@click.option(
+    "--gt", default=None, type=click.Path(dir_okay=False), help="Ground-truth CNN (default: bundled)."
+)
+@click.option("--index", type=click.Choice(["mxn", "focus"]), default="mxn", show_default=True)
+@click.option("--video", default=None, help="Only this video (name, id or hash prefix).")
+@click.option("--every", type=int, default=1, show_default=True, help="Keep every N-th object.")
+@click.option(
+    "--block-seconds", type=float, default=10.0, show_default=True, help="Video time that goes to one split."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which blocks go to which split.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the manifest as JSON too.")
+@friendly_errors
+def crops(
+    out: str,
+    db: str | None,
+    gt: str | None,
+    index: str,
+    video: str | None,
+    every: int,
+    block_seconds: float,
+    seed: int,
+    quiet: bool,
+    json_out: str | None,
+) -> None:
+    """Cut a training set from an index: its crops under the ground-truth CNN's labels."""
+    from mxn import api
+
+    manifest = api.index_crops(
+        out, db=db, gt=gt, index=index, video=video, every=every, block_seconds=block_seconds, seed=seed,
+        progress=not quiet,
+    )  # fmt: skip
+    labels = manifest["classes"]
+    rows = [[split, *(counts.get(c, 0) for c in labels), sum(counts.values())]
+            for split, counts in manifest["counts"].items()]  # fmt: skip
+    print_table(["split", *labels, "all"], rows)
+    click.echo(f"wrote {Path(out)} ({sum(r[-1] for r in rows)} crops at {manifest['crop_size']} px)")
+    _write_json(json_out, manifest)

@@ -76,7 +76,7 @@ from mxn.modelfile import MXNModel, load_model, model_sha  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.presets import PRESETS  # noqa: E402
 from mxn.world.video import render_clip  # noqa: E402
-from query.engine import QueryEngine, decode_png  # noqa: E402
+from query.engine import CASCADE_BATCH, QueryEngine, decode_png  # noqa: E402
 from query.result import QueryResult  # noqa: E402
 from query.thresholds import QueryThresholds  # noqa: E402
 from query.tuning import TuningError, collect_samples, tune  # noqa: E402
@@ -150,7 +150,7 @@ QUICK = Settings(
     sweep_presets=("downtown",), sweep_repeats=1,
 )  # fmt: skip
 FULL = Settings(
-    quick=False, presets=tuple(PRESETS), seconds=60.0, calibration_seconds=60.0, size=(640, 360), fps=30.0,
+    quick=False, presets=tuple(PRESETS), seconds=60.0, calibration_seconds=240.0, size=(640, 360), fps=30.0,
     seed=0, repeats=3, all_repeats=1, cost_repeats=3, cost_candidates=1024, warmup=45, chunk_frames=900,
     topk=3, exits=(0, 1), cluster_exit=None, cluster_threshold=0.003, sweep_thresholds=(0.1, 0.03, 0.01),
     sweep_presets=tuple(PRESETS), sweep_repeats=1,
@@ -420,10 +420,10 @@ def cost_model(
 ) -> dict[str, Any]:
     """Seconds per candidate of each part of a query, timed with the engines on the candidates' crops.
 
-    ``decode``: PNG decode + resize of a representative (every mode pays it,
-    the undecided of mxn mode twice); ``gt``: the GT-CNN; ``mxn_depth_d``: the
-    query MXN up to exit d; ``cascade_<name>``: its early-exit cascade with
-    those thresholds, per label as a query runs it. At most ``count``
+    ``decode``: PNG decode + resize of a representative (every mode pays it
+    once); ``gt``: the GT-CNN; ``mxn_depth_d``: the query MXN up to exit d;
+    ``cascade_<name>``: its early-exit cascade with those thresholds, per
+    label as a query runs it (in the query engine's cascade batches). At most ``count``
     candidates are timed, the same share of every label's, spread over it.
     """
     query, gt = models["query"], models["gt"]
@@ -439,7 +439,7 @@ def cost_model(
     pngs = [c.representative_crop for cs in by_label.values() for c in cs]
     if not pngs:
         return {"candidates": 0}
-    q_engine, gt_engine = query.engine(batch), gt.engine(batch)
+    q_engine, gt_engine, cascade_engine = query.engine(batch), gt.engine(batch), query.engine(CASCADE_BATCH)
     q_size, gt_size, last = query.spec.input_size, gt.spec.input_size, gt.spec.num_exits - 1
     decode = lambda: resize_batch([decode_png(p) for p in pngs], q_size)  # noqa: E731
     crops = decode()
@@ -461,7 +461,7 @@ def cost_model(
     def cascade(t: QueryThresholds) -> dict[str, Any]:
         """The cascade as a query runs it: per label, with its thresholds, up to its deepest deciding exit."""
         return {
-            label: q_engine.cascade(
+            label: cascade_engine.cascade(
                 crops[span], t.for_label(label).rule(query.classes.index(label)), last_exit=deepest(t, label)
             )
             for label, span in spans.items()
@@ -488,11 +488,12 @@ def cost_model(
 
 
 def speedup_bounds(costs: dict[str, Any], miss_rate: float | None, name: str) -> dict[str, float | None]:
-    """The model-stage speed-up the exits allow: focus pays D + G per candidate, mxn D + e + m (D + G).
+    """The model-stage speed-up the exits allow: focus pays D + G per candidate, mxn D + e + m G.
 
-    D: decode, G: GT-CNN, e: the cascade, m: the miss rate. ``at_measured_miss_rate``
-    is the bound at the measured m; ``if_all_decided`` at m = 0 with this
-    cascade; ``if_all_decided_at_exit_0`` the ceiling of any thresholds.
+    D: decode (once: the GT-CNN reuses the decoded crops), G: GT-CNN, e: the
+    cascade, m: the miss rate. ``at_measured_miss_rate`` is the bound at the
+    measured m; ``if_all_decided`` at m = 0 with this cascade;
+    ``if_all_decided_at_exit_0`` the ceiling of any thresholds.
     """
     s = costs.get("s_per_candidate")
     if not s or miss_rate is None:
@@ -502,7 +503,7 @@ def speedup_bounds(costs: dict[str, Any], miss_rate: float | None, name: str) ->
         return {"at_measured_miss_rate": 1.0, "if_all_decided": None,
                 "if_all_decided_at_exit_0": (d + g) / (d + e0), "gt_over_cascade": None}  # fmt: skip
     return {
-        "at_measured_miss_rate": (d + g) / (d + e + miss_rate * (d + g)),
+        "at_measured_miss_rate": (d + g) / (d + e + miss_rate * g),
         "if_all_decided": (d + g) / (d + e),
         "if_all_decided_at_exit_0": (d + g) / (d + e0),
         "gt_over_cascade": g / e,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the default models in mxn/default_models/ from scratch, offline.
 #
-#   bash scripts/build_default_models.sh            # about 80 minutes on 2 cores
+#   bash scripts/build_default_models.sh            # about 95 minutes on 2 cores
 #
 # 1. render the traffic world's truth crops (train/val/calibration/test, 64 px)
 #    and train a first ground-truth CNN and the two cheap MXNs on them;
@@ -9,10 +9,14 @@
 #    and fine-tune the ground-truth CNN on them at 128 px: the bundled GT-CNN
 #    (about 15x the MACs of the cheap MXN's first exit, as Focus's GT-CNN is far
 #    above its cheap CNN);
-# 3. render more blobs (another seed) and fine-tune the ingest and query MXNs
-#    on them with the GT-CNN's labels (--teacher): Focus's specialisation, so
-#    that the index and the early exits agree with the reference answers;
-# 4. check the world is hard enough (mxn models check).
+# 3. render more blobs (another seed) and fine-tune a first ingest MXN on them
+#    with the GT-CNN's labels (--teacher): Focus's specialisation, so that the
+#    index agrees with the reference answers;
+# 4. index clips of every preset with it (world seeds 4-5; the benchmarks use
+#    0-1, the tests 3), cut their crops under the GT-CNN's labels (mxn crops),
+#    and fine-tune the query MXN and the final ingest MXN on them and the
+#    blobs: the candidates queries really ask about;
+# 5. check the world is hard enough (mxn models check).
 # Each model file records in its card how it was trained (mxn info FILE --json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,15 +45,29 @@ mkdir -p "$OUT" "$FIRST"
     --exits 8 --no-aggregation --loss ce --optimizer adam --lr 0.0005 --epochs 6 --seed 0 \
     --init "$FIRST/gt-blobs.mxn"
 
-# 3. the cheap MXNs: fine-tuned on more blobs, labelled by the ground-truth CNN
+# 3. a first ingest MXN: fine-tuned on more blobs, labelled by the ground-truth CNN
 "$MXN" world crops --out "$DATA/blob-crops-128-s1" --source blobs --size 128 --seconds 400 --seed 1 \
     --every 10 --max-per-track 10
 STUDENT_DATA=${STUDENT_DATA:-$DATA/blob-crops-128-s1}
-"$MXN" train "$STUDENT_DATA" --out "$OUT/ingest.mxn" --width 0.25 --input-size 64 \
+"$MXN" train "$STUDENT_DATA" --out "$FIRST/ingest-blobs.mxn" --width 0.25 --input-size 64 \
     --loss ce --optimizer adam --lr 0.001 --epochs 12 --seed 0 --init "$FIRST/ingest.mxn" --teacher "$OUT/gt.mxn"
-"$MXN" train "$STUDENT_DATA" --out "$OUT/query.mxn" --width 0.25 --input-size 64 \
-    --loss focal --gamma 2 --optimizer adam --lr 0.001 --epochs 12 --seed 0 --init "$FIRST/query.mxn" \
+# 4. the query and ingest MXNs: fine-tuned on an index's own candidates and the blobs, labelled by the
+#    GT-CNN
+CLIPS=$DATA/candidate-clips
+mkdir -p "$CLIPS"
+for preset in quiet_road highway downtown night; do
+    for seed in 4 5; do
+        "$MXN" world video --preset "$preset" --seconds 60 --seed "$seed" -o "$CLIPS/$preset-$seed.mp4"
+    done
+done
+"$MXN" ingest "$CLIPS"/*.mp4 --db "sqlite:///$CLIPS/index.db" --model "$FIRST/ingest-blobs.mxn" \
+    --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
+rm -rf "$DATA/candidate-crops"  # mxn crops writes only into a new folder
+"$MXN" crops --db "sqlite:///$CLIPS/index.db" --gt "$OUT/gt.mxn" --out "$DATA/candidate-crops" --quiet
+"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/query.mxn" --width 0.25 --input-size 64 \
+    --loss focal --gamma 2 --optimizer adam --lr 0.001 --epochs 16 --seed 0 --init "$FIRST/query.mxn" \
     --teacher "$OUT/gt.mxn"
-
-# 4. is the world hard enough?
+"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/ingest.mxn" --width 0.25 --input-size 64 \
+    --loss ce --optimizer adam --lr 0.001 --epochs 16 --seed 0 --init "$FIRST/ingest.mxn" --teacher "$OUT/gt.mxn"
+# 5. is the world hard enough?
 "$MXN" models check "$DATA/world-crops-128"

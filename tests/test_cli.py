@@ -155,6 +155,7 @@ JOB_COMMANDS = {
     ("calibrate",),
     ("evaluate",),
     ("ingest",),
+    ("crops",),
     ("query",),
     ("tune", "query"),
     ("tune", "faces"),

@@ -150,7 +150,17 @@ def test_thresholds_at_one_reproduce_focus_mode_exactly(db, models):
             assert all(h.decided_by == "gt-cnn" for v in mxn.videos for h in v.hits)
 
 
-def test_a_query_reads_each_candidates_crop_once(db, models):
+def test_a_query_reads_and_decodes_each_candidates_crop_once(db, models, monkeypatch):
+    import query.engine
+
+    decoded: list[int] = []
+    decode = query.engine.decode_png
+
+    def counting(data: bytes) -> np.ndarray:
+        decoded.append(len(data))
+        return decode(data)
+
+    monkeypatch.setattr(query.engine, "decode_png", counting)
     with Store(db) as store:
         asked: list[int] = []
         read = store.cluster_crops
@@ -161,9 +171,28 @@ def test_a_query_reads_each_candidates_crop_once(db, models):
             return read(ids)
 
         store.cluster_crops = recording  # the real store, watched
-        result = engine(store, models, use_cache=False).run("car")
-        assert result.stats.mxn_calls == result.stats.candidates > 0 and result.stats.gt_calls > 0
-        assert sorted(asked) == sorted(set(asked)) and len(asked) == result.stats.candidates
+        whole = engine(store, models, use_cache=False).run("car")
+        assert whole.stats.mxn_calls == whole.stats.candidates > 0 and whole.stats.gt_calls > 0
+        assert sorted(asked) == sorted(set(asked)) and len(asked) == whole.stats.candidates
+        assert len(decoded) == whole.stats.candidates  # the GT-CNN reuses the query MXN's decoded crops
+        # in small chunks (memory bounded by the chunk, not the index): the same answer, the same work
+        chunked = engine(store, models, use_cache=False, chunk_size=7).run("car")
+        assert [(h.object_id, h.decided_by) for v in chunked.videos for h in v.hits] == [
+            (h.object_id, h.decided_by) for v in whole.videos for h in v.hits
+        ]
+        assert (chunked.stats.gt_calls, chunked.stats.decided_per_exit) == (
+            whole.stats.gt_calls,
+            whole.stats.decided_per_exit,
+        )
+        assert len(decoded) == 2 * whole.stats.candidates
+        with pytest.raises(QueryError, match="chunk_size and cascade_batch_size must be at least 1"):
+            engine(store, models, chunk_size=0)
+        # the cascade's batch size changes only the speed
+        small = engine(store, models, use_cache=False, cascade_batch_size=5).run("car")
+        assert [h.object_id for v in small.videos for h in v.hits] == [
+            h.object_id for v in whole.videos for h in v.hits
+        ]
+        assert small.stats.decided_per_exit == whole.stats.decided_per_exit
 
 
 def test_unknown_labels_and_empty_answers(db, models):
@@ -331,3 +360,51 @@ def test_cli_query_writes_an_html_report(db, tmp_path):
     result = CliRunner().invoke(main, ["query", "car", "--db", db, "--html", str(report), "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"wrote {report}" in result.output and "<html" in report.read_text()
+
+
+def test_cli_crops_cuts_a_training_set_labelled_by_the_gt_cnn(indexed, models, tmp_path):
+    from ingest.training_set import index_crops, split_by_time
+    from mxn.images import SPLITS, load_dataset, resize_batch
+
+    out = tmp_path / "crops"
+    result = CliRunner().invoke(
+        main, ["crops", "--db", indexed, "--out", str(out), "--block-seconds", "1", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    with Store(indexed) as store:
+        crops = index_crops(store)
+    # every object once, though it represents a cluster under each of its labels
+    assert (
+        len({c.object_id for c in crops})
+        == len(crops)
+        == sum(sum(c.values()) for c in manifest["counts"].values())
+    )
+    written = {p.stem: p for p in out.glob("*/*/*.png")}
+    assert sorted(written) == sorted(f"{c.video_id}_{c.object_id}" for c in crops)
+    # the folder is the GT-CNN's top-1 on the stored crop
+    gt = models["gt"]
+    sample = crops[:: max(1, len(crops) // 40)]
+    files = [written[f"{c.video_id}_{c.object_id}"] for c in sample]
+    images = resize_batch([cv2.imread(str(f))[:, :, ::-1] for f in files], gt.spec.input_size)
+    top = gt.engine(64).all_exits(images, exits=[0]).output(0).argmax(axis=1)
+    assert [f.parent.name for f in files] == [gt.classes[t] for t in top]
+    # whole seconds of video go to one split, and mxn train reads the folder
+    splits = split_by_time(crops, 1.0, (0.8, 0.1, 0.05, 0.05), 0)
+    for c, s in zip(crops, splits, strict=True):
+        assert written[f"{c.video_id}_{c.object_id}"].parts[-3] == SPLITS[s]
+    by_second: dict[int, set[int]] = {}
+    for c, s in zip(crops, splits, strict=True):
+        by_second.setdefault(int(c.time), set()).add(int(s))
+    assert all(len(s) == 1 for s in by_second.values()) and len(set(splits.tolist())) > 1
+    loaded = load_dataset(out, 32)
+    assert len(loaded["train"]) == sum(manifest["counts"]["train"].values())
+    # the folder is not overwritten, and an empty index says so
+    again = CliRunner().invoke(main, ["crops", "--db", indexed, "--out", str(out), "--quiet"])
+    assert again.exit_code == 1 and "is not an empty folder" in again.output
+    empty = CliRunner().invoke(
+        main, ["crops", "--db", f"sqlite:///{tmp_path / 'empty.db'}", "--out", str(tmp_path / "e"), "--quiet"]
+    )
+    assert empty.exit_code == 1 and "no mxn clusters" in empty.output
+    bad = CliRunner().invoke(main, ["crops", "--db", indexed, "--out", str(tmp_path / "b"), "--every", "0"])
+    assert bad.exit_code == 2 and "every" in bad.output
