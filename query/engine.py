@@ -102,7 +102,8 @@ class _Representatives:
     def at(self, clusters: Sequence[ClusterRecord], size: int) -> np.ndarray:
         """The clusters' crops resized to ``size`` px, as one batch."""
         missing = [c for c in clusters if c.id not in self.images]
-        stored = self.store.cluster_crops(c.id for c in missing if not c.representative_crop)
+        unread = [c.id for c in missing if not c.representative_crop]
+        stored = self.store.cluster_crops(unread) if unread else {}
         for c in missing:
             self.images[c.id] = decode_png(c.representative_crop or stored[c.id])
         return resize_batch([self.images[c.id] for c in clusters], size)
