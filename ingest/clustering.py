@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import cv2
 import faiss
 import numpy as np
 
+from storage.crops import encode_crop
 from storage.records import ClusterState
 
 
@@ -33,14 +33,6 @@ def normalise(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, np.float32)
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12)
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """An RGB uint8 image as PNG bytes (lossless, so stored crops are exactly what was classified)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
 
 
 class _LabelClusters:
@@ -168,11 +160,11 @@ class IncrementalClusterer:
         self._dirty[c.seq] = c
 
     def take_changes(self) -> list[ClusterState]:
-        """Clusters changed since the last call (new representatives PNG-encoded), ordered by seq."""
+        """Clusters changed since the last call, by seq (new representatives encoded: storage.crops)."""
         changed = [self._dirty[k] for k in sorted(self._dirty)]
         for c in changed:
             if c.seq in self._crops:
-                c.representative_crop = encode_png(self._crops.pop(c.seq))
+                c.representative_crop = encode_crop(self._crops.pop(c.seq))
         self._dirty = {}
         return changed
 

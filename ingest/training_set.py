@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from mxn.images import SPLITS, resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from query.engine import decode_png
+from storage.crops import crop_png, decode_crop
 from storage.store import Store
 
 FORMAT = "mxn-index-crops"
@@ -56,7 +56,7 @@ class IndexCrop:
     object_id: int
     video_id: int
     time: float
-    png: bytes
+    data: bytes  # as stored (storage.crops)
 
 
 def index_crops(store: Store, mode: str = "mxn", video_id: int | None = None) -> list[IndexCrop]:
@@ -95,7 +95,7 @@ def gt_labels(
     step = 1024
     for start in tqdm(range(0, len(crops), step), desc="GT-CNN labels", unit="chunk", disable=not progress):
         images = resize_batch(
-            [decode_png(c.png) for c in crops[start : start + step]], gt_model.spec.input_size
+            [decode_crop(c.data) for c in crops[start : start + step]], gt_model.spec.input_size
         )
         top = engine.all_exits(images, exits=[last]).output(last).argmax(axis=1)
         out += [gt_model.classes[int(k)] for k in top]
@@ -136,14 +136,14 @@ def export_training_set(
     ):  # fmt: skip
         folder = out / SPLITS[split] / label
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{crop.video_id}_{crop.object_id}.png").write_bytes(crop.png)
+        (folder / f"{crop.video_id}_{crop.object_id}.png").write_bytes(crop_png(crop.data))
         counts[SPLITS[split]][label] += 1
     manifest = {
         "format": FORMAT,
         "source": "representative crops of an index, labelled by the ground-truth CNN",
         "classes": sorted(set(labels)),
         "counts": {name: dict(sorted(c.items())) for name, c in counts.items() if c},
-        "crop_size": int(decode_png(crops[0].png).shape[0]),
+        "crop_size": int(decode_crop(crops[0].data).shape[0]),
         "gt_model": {"sha256": model_sha(gt_model), "classes": list(gt_model.classes)},
         "index": {"mode": mode, "video_id": video_id, "videos": sorted({c.video_id for c in crops})},
         "config": {

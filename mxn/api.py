@@ -332,6 +332,7 @@ def train(
     target_precision: float = 0.99,
     init: PathLike | MXNModel | None = None,
     teacher: PathLike | MXNModel | None = None,
+    soft_teacher: bool = False,
     progress: bool = True,
     log: Log | None = None,
 ) -> TrainedModel:
@@ -347,8 +348,11 @@ def train(
     classes, any input size) starts from its weights instead of random ones.
     ``teacher`` labels every image with its top-1 answer instead of the
     folder's name (:func:`mxn.fit.teacher_labels`): how the default ingest and
-    query MXNs learn to agree with the ground-truth CNN.
+    query MXNs learn to agree with the ground-truth CNN. ``soft_teacher``
+    trains on the teacher's probabilities instead of its top-1 (distillation).
     """
+    if soft_teacher and teacher is None:
+        raise ValueError("soft_teacher needs a teacher model")
     _tensorflow()
     from mxn.fit import agreement, fit_model, teacher_labels
     from mxn.images import load_dataset, merge_datasets, resize_batch
@@ -386,7 +390,7 @@ def train(
     agreed: dict[str, float] = {}
     if tutor is not None:
         _log(log, f"labelling every image with the teacher ({tutor.spec.backbone} x{tutor.spec.width}) ...")
-        labelled = teacher_labels(splits, tutor)
+        labelled = teacher_labels(splits, tutor, soft=soft_teacher)
         agreed = {k: agreement(splits[k], labelled[k]) for k in splits}
         shares = ", ".join(f"{k} {v:.1%}" for k, v in agreed.items())
         _log(log, f"the teacher agrees with the folder labels on: {shares}")
@@ -396,7 +400,11 @@ def train(
     if start is not None:
         model.training["init"] = {"sha256": model_sha(start), "input_size": start.spec.input_size}
     if tutor is not None:
-        model.training["teacher"] = {"sha256": model_sha(tutor), "agreement_with_folders": agreed}
+        model.training["teacher"] = {
+            "sha256": model_sha(tutor),
+            "agreement_with_folders": agreed,
+            "targets": "probabilities" if soft_teacher else "top-1",
+        }
     return TrainedModel(model, save_model(model, out), report)
 
 

@@ -329,6 +329,11 @@ def train() -> None:
     type=click.Path(dir_okay=False),
     help="Label every image with this model's top-1 answer (learn to agree with a ground-truth CNN).",
 )
+@click.option(
+    "--soft-teacher",
+    is_flag=True,
+    help="Learn the teacher's probabilities, not only its top-1 (distillation; needs --teacher).",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @friendly_errors
 def train_images(
@@ -352,6 +357,7 @@ def train_images(
     target_precision: float,
     init: str | None,
     teacher: str | None,
+    soft_teacher: bool,
     json_out: str | None,
 ) -> None:
     """Train a multi-exit network on a class-per-folder image directory.
@@ -385,6 +391,7 @@ def train_images(
         target_precision=target_precision,
         init=init,
         teacher=teacher,
+        soft_teacher=soft_teacher,
         log=click.echo,
     )
     print_fit_report(trained.report, trained.model.classes)

@@ -97,7 +97,9 @@ def fit_model(
     network = build_network(spec, seed=config.seed)
     if init is not None:
         start_from(network, init, train.classes)
-    result = train_network(network, train.images, train.labels, val.images, val.labels, config)
+    result = train_network(
+        network, train.images, train.training_targets, val.images, val.training_targets, config
+    )
 
     engine = StagedEngine(network, batch_size=config.batch_size)
     calib_outputs = engine.all_exits(calib.images).outputs
@@ -140,9 +142,15 @@ def start_from(network: MultiExitNetwork, init: MXNModel, classes: list[str]) ->
 
 
 def teacher_labels(
-    splits: dict[str, ImageSet], teacher: MXNModel, batch_size: int = 64
+    splits: dict[str, ImageSet], teacher: MXNModel, batch_size: int = 64, soft: bool = False
 ) -> dict[str, ImageSet]:
     """Every split labelled with ``teacher``'s top-1 answer instead of its folder's name.
+
+    ``soft`` also keeps the teacher's probabilities as each image's training
+    targets (distillation): where the teacher itself is unsure, the student
+    learns to be unsure too instead of learning a coin toss as a certainty,
+    so its confidence thresholds separate the easy candidates from the
+    ambiguous ones.
 
     Focus trains its cheap CNN on the ground-truth CNN's labels of the very
     objects ingest finds; a student trained this way learns to agree with the
@@ -160,8 +168,9 @@ def teacher_labels(
                 f"the teacher takes {teacher.spec.input_size} px images; the {name!r} split has "
                 f"{split.images.shape[1]} px"
             )
-        top = engine.all_exits(split.images, exits=[last]).output(last).argmax(axis=1)
-        out[name] = ImageSet(split.images, top.astype(split.labels.dtype), list(teacher.classes))
+        probabilities = engine.all_exits(split.images, exits=[last]).output(last)
+        top = probabilities.argmax(axis=1).astype(split.labels.dtype)
+        out[name] = ImageSet(split.images, top, list(teacher.classes), probabilities if soft else None)
     return out
 
 

@@ -25,17 +25,29 @@ class DatasetError(ValueError):
 
 @dataclass
 class ImageSet:
-    """Images with integer labels and the class names they index."""
+    """Images with integer labels and the class names they index.
+
+    ``targets``, when set, are per-image probability vectors over ``classes``
+    (a teacher's softmax, :func:`mxn.fit.teacher_labels`): training learns
+    them instead of the one-hot labels; ``labels`` stay their top-1.
+    """
 
     images: np.ndarray
     labels: np.ndarray
     classes: list[str]
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: np.ndarray) -> ImageSet:
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        targets = None if self.targets is None else self.targets[index]
+        return ImageSet(self.images[index], self.labels[index], self.classes, targets)
+
+    @property
+    def training_targets(self) -> np.ndarray:
+        """What training fits: the target vectors where set, else the integer labels."""
+        return self.labels if self.targets is None else self.targets
 
 
 def resize_batch(images: np.ndarray | list[np.ndarray], size: int) -> np.ndarray:

@@ -22,9 +22,13 @@ _EPS = 1e-7
 
 @keras.saving.register_keras_serializable(package="mxn")
 class SparseFocalLoss(keras.losses.Loss):
-    """Focal loss for integer labels and softmax probabilities.
+    """Focal loss for softmax probabilities, against integer labels or target distributions.
 
-    ``gamma = 0`` is plain cross-entropy.
+    Integer labels (shape ``(N,)``) give ``-(1 - p_t)^gamma log(p_t)``. Target
+    probability vectors (shape ``(N, classes)``: a teacher's softmax, for
+    distillation) give its expectation over the targets,
+    ``-sum_c q_c (1 - p_c)^gamma log(p_c)``, which is the same number for a
+    one-hot ``q``. ``gamma = 0`` is plain cross-entropy.
     """
 
     def __init__(self, gamma: float = 2.0, name: str = "focal_loss", **kwargs) -> None:
@@ -34,8 +38,11 @@ class SparseFocalLoss(keras.losses.Loss):
         self.gamma = float(gamma)
 
     def call(self, y_true, y_pred):
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         probs = ops.clip(y_pred, _EPS, 1.0 - _EPS)
+        if len(y_true.shape) == 2 and y_true.shape[-1] == probs.shape[-1] and probs.shape[-1] > 1:
+            targets = ops.cast(y_true, probs.dtype)
+            return -ops.sum(targets * ops.power(1.0 - probs, self.gamma) * ops.log(probs), axis=-1)
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         p_t = ops.sum(probs * ops.one_hot(labels, ops.shape(probs)[-1]), axis=-1)
         return -ops.power(1.0 - p_t, self.gamma) * ops.log(p_t)
 
@@ -51,10 +58,13 @@ def focal_loss_reference(probs, labels, gamma: float):
     return -((1.0 - p_t) ** gamma) * np.log(p_t)
 
 
-def exit_loss(kind: str, gamma: float = 2.0) -> keras.losses.Loss:
-    """One exit's loss: ``"ce"``, ``"focal"`` (classification) or ``"cosine"`` (embedding)."""
+def exit_loss(kind: str, gamma: float = 2.0, soft: bool = False) -> keras.losses.Loss:
+    """One exit's loss: ``"ce"``, ``"focal"`` (classification) or ``"cosine"`` (embedding).
+
+    ``soft``: the targets are probability vectors (a teacher's), not integer labels.
+    """
     if kind == "ce":
-        return keras.losses.SparseCategoricalCrossentropy()
+        return SparseFocalLoss(gamma=0.0, name="ce") if soft else keras.losses.SparseCategoricalCrossentropy()
     if kind == "focal":
         return SparseFocalLoss(gamma=gamma)
     if kind == "cosine":

@@ -100,7 +100,9 @@ def train_network(
     """Train every exit of ``network`` together on in-memory arrays.
 
     ``x_*`` are ``uint8`` (or 0-255 float) images at the network's input
-    size; ``y_*`` integer labels (or target vectors for embedding heads).
+    size; ``y_*`` integer labels, or per-image probability vectors over the
+    classes (a teacher's softmax: distillation), or target vectors for
+    embedding heads.
     Without validation data, the plateau and early-stopping rules watch the
     training loss.
     """
@@ -114,12 +116,15 @@ def train_network(
     if spec.head == "embedding" and config.loss != "cosine":
         raise ValueError("embedding heads train by distillation: use loss='cosine'")
 
+    soft = spec.head == "classification" and np.ndim(y_train) == 2
+    if x_val is not None and spec.head == "classification" and np.ndim(y_val) != np.ndim(y_train):
+        raise ValueError("training and validation targets must both be labels or both be probability vectors")
     keras.utils.set_random_seed(config.seed)
     weights = exit_weights(config.exit_weights, network.num_exits)
     names = network.exit_names
     network.model.compile(
         optimizer=_optimizer(config),
-        loss={n: exit_loss(config.loss, config.gamma) for n in names},
+        loss={n: exit_loss(config.loss, config.gamma, soft=soft) for n in names},
         loss_weights=dict(zip(names, weights, strict=True)),
         metrics={n: ["accuracy"] for n in names} if spec.head == "classification" else None,
         jit_compile=False,
@@ -231,7 +236,15 @@ def _check_training_arrays(network: MultiExitNetwork, x, y, what: str) -> None:
         raise ValueError(f"{what}: {len(x)} images but {len(y)} labels")
     if len(x) == 0:
         raise ValueError(f"{what} data is empty")
-    if network.spec.head == "classification":
+    if network.spec.head == "classification" and np.ndim(y) == 2:
+        y = np.asarray(y)
+        classes = network.spec.num_classes
+        if y.shape[1] != classes or y.min() < 0 or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError(
+                f"{what} target vectors must be probabilities over the {classes} classes "
+                f"(shape (N, {classes}), rows summing to 1), got shape {y.shape}"
+            )
+    elif network.spec.head == "classification":
         y = np.asarray(y)
         if y.ndim != 1 or y.min() < 0 or y.max() >= network.spec.num_classes:
             raise ValueError(

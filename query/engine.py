@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -36,6 +35,7 @@ from mxn.modelfile import MXNModel, model_sha
 from query.accuracy import judge
 from query.result import DEFAULT_MAX_GAP, Hit, QueryResult, QueryStats, VideoAnswer
 from query.thresholds import QueryThresholds, check_for_model
+from storage.crops import CropFormatError, decode_crop
 from storage.records import ClusterRecord, StoredObject, Verdict, VideoRecord
 from storage.store import Store
 
@@ -48,14 +48,6 @@ INDEX_MODES = ("mxn", "focus")
 
 class QueryError(ValueError):
     """A query that cannot be answered as asked (unknown label or video, bad range, no index)."""
-
-
-def decode_png(data: bytes) -> np.ndarray:
-    """A stored representative crop (PNG bytes) as an RGB uint8 image."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise QueryError("a stored representative crop is not a readable PNG (damaged database?)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def find_videos(store: Store, video: str | None) -> list[VideoRecord]:
@@ -105,7 +97,10 @@ class _Representatives:
         unread = [c.id for c in missing if not c.representative_crop]
         stored = self.store.cluster_crops(unread) if unread else {}
         for c in missing:
-            self.images[c.id] = decode_png(c.representative_crop or stored[c.id])
+            try:
+                self.images[c.id] = decode_crop(c.representative_crop or stored[c.id])
+            except CropFormatError as err:
+                raise QueryError(f"cluster {c.id}: {err}") from None
         return resize_batch([self.images[c.id] for c in clusters], size)
 
 

@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 from mxn.calibration import fit_threshold, wilson_lower_bound
 from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from query.engine import decode_png
 from query.thresholds import QueryThresholds
+from storage.crops import decode_crop
 from storage.store import Store
 
 #: Target precisions drawn on the trade-off curve.
@@ -88,7 +88,7 @@ def collect_samples(
     ids, names, scores, positive = [], [], [], []
     for label in tqdm(labels, desc="tuning samples", unit="label", disable=not progress):
         clusters = store.clusters(label, mode=index_mode)
-        crops = [decode_png(c.representative_crop) for c in clusters]
+        crops = [decode_crop(c.representative_crop) for c in clusters]
         q = query_model.classes.index(label)
         outputs = q_engine.all_exits(resize_batch(crops, query_model.spec.input_size)).outputs
         truth = gt_engine.all_exits(resize_batch(crops, gt_model.spec.input_size), exits=[last]).output(last)

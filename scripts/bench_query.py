@@ -76,10 +76,11 @@ from mxn.modelfile import MXNModel, load_model, model_sha  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.presets import PRESETS  # noqa: E402
 from mxn.world.video import render_clip  # noqa: E402
-from query.engine import CASCADE_BATCH, QueryEngine, decode_png  # noqa: E402
+from query.engine import CASCADE_BATCH, QueryEngine  # noqa: E402
 from query.result import QueryResult  # noqa: E402
 from query.thresholds import QueryThresholds  # noqa: E402
 from query.tuning import TuningError, collect_samples, tune  # noqa: E402
+from storage.crops import decode_crop  # noqa: E402
 from storage.store import Store  # noqa: E402
 
 TARGET_SPEEDUP_VS_FOCUS = 3.0
@@ -441,7 +442,7 @@ def cost_model(
         return {"candidates": 0}
     q_engine, gt_engine, cascade_engine = query.engine(batch), gt.engine(batch), query.engine(CASCADE_BATCH)
     q_size, gt_size, last = query.spec.input_size, gt.spec.input_size, gt.spec.num_exits - 1
-    decode = lambda: resize_batch([decode_png(p) for p in pngs], q_size)  # noqa: E731
+    decode = lambda: resize_batch([decode_crop(p) for p in pngs], q_size)  # noqa: E731
     crops = decode()
     gt_crops = crops if gt_size == q_size else resize_batch(list(crops), gt_size)
     spans, start = {}, 0

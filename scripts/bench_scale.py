@@ -92,10 +92,11 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from ingest.clustering import encode_png, normalise  # noqa: E402
+from ingest.clustering import normalise  # noqa: E402
 from mxn.report import write_json  # noqa: E402
 from mxn.world.sprites import CLASSES  # noqa: E402
 from storage import vectors as vec  # noqa: E402
+from storage.crops import encode_crop  # noqa: E402
 from storage.records import ClusterState, ObjectRecord, VideoInfo  # noqa: E402
 from storage.schema import Cluster  # noqa: E402
 from storage.store import Store, mask_url  # noqa: E402
@@ -166,9 +167,10 @@ def near(rng: np.random.Generator, base: np.ndarray, spread: float) -> np.ndarra
 
 
 def representative_crops(rng: np.random.Generator, count: int, px: int) -> list[bytes]:
-    """PNG crops shaped like ingest's: a coloured vehicle box with a window on a road-grey gradient, noisy.
+    """Crops shaped like ingest's, stored as ingest stores them (:mod:`storage.crops`).
 
-    Sensor noise is what makes real crops cost ~7.6 KB as PNG (these: 7.8 KB); without it they take 0.9 KB.
+    A coloured vehicle box with a window on a road-grey gradient, with sensor noise: the noise is what
+    made real crops cost ~7.6 KB as PNG (these: 7.8 KB); without it they took 0.9 KB.
     """
     crops = []
     shade = np.repeat((80 + 50 * np.mgrid[0:px, 0:px][0] / px)[..., None], 3, axis=2)
@@ -179,7 +181,7 @@ def representative_crops(rng: np.random.Generator, count: int, px: int) -> list[
         image[y1:y2, x1:x2] = rng.integers(30, 230, 3)
         image[y1 + 2 : y1 + (y2 - y1) // 3, x1 + 4 : x2 - 4] = (60, 75, 90)
         image += rng.normal(0, 4, image.shape)
-        crops.append(encode_png(np.clip(image, 0, 255).astype(np.uint8)))
+        crops.append(encode_crop(np.clip(image, 0, 255).astype(np.uint8)))
     return crops
 
 

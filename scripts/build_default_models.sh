@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the default models in mxn/default_models/ from scratch, offline.
 #
-#   bash scripts/build_default_models.sh            # about 95 minutes on 2 cores
+#   bash scripts/build_default_models.sh            # about 100 minutes on 2 cores
 #
 # 1. render the traffic world's truth crops (train/val/calibration/test, 64 px)
 #    and train a first ground-truth CNN and the two cheap MXNs on them;
@@ -16,7 +16,10 @@
 #    0-1, the tests 3), cut their crops under the GT-CNN's labels (mxn crops),
 #    and fine-tune the query MXN and the final ingest MXN on them and the
 #    blobs: the candidates queries really ask about;
-# 5. check the world is hard enough (mxn models check).
+# 5. distil the query MXN once more on the same crops, with the GT-CNN's
+#    probabilities as targets (--soft-teacher): it learns where the GT-CNN is
+#    unsure, so its thresholds decide more of the easy candidates;
+# 6. check the world is hard enough (mxn models check).
 # Each model file records in its card how it was trained (mxn info FILE --json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,10 +67,14 @@ done
     --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
 rm -rf "$DATA/candidate-crops"  # mxn crops writes only into a new folder
 "$MXN" crops --db "sqlite:///$CLIPS/index.db" --gt "$OUT/gt.mxn" --out "$DATA/candidate-crops" --quiet
-"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/query.mxn" --width 0.25 --input-size 64 \
-    --loss focal --gamma 2 --optimizer adam --lr 0.001 --epochs 16 --seed 0 --init "$FIRST/query.mxn" \
-    --teacher "$OUT/gt.mxn"
+"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$FIRST/query-candidates.mxn" --width 0.25 \
+    --input-size 64 --loss focal --gamma 2 --optimizer adam --lr 0.001 --epochs 16 --seed 0 \
+    --init "$FIRST/query.mxn" --teacher "$OUT/gt.mxn"
 "$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/ingest.mxn" --width 0.25 --input-size 64 \
     --loss ce --optimizer adam --lr 0.001 --epochs 16 --seed 0 --init "$FIRST/ingest.mxn" --teacher "$OUT/gt.mxn"
-# 5. is the world hard enough?
+# 5. the query MXN distilled on the GT-CNN's probabilities
+"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/query.mxn" --width 0.25 --input-size 64 \
+    --loss focal --gamma 2 --optimizer adam --lr 0.0007 --epochs 10 --seed 0 \
+    --init "$FIRST/query-candidates.mxn" --teacher "$OUT/gt.mxn" --soft-teacher
+# 6. is the world hard enough?
 "$MXN" models check "$DATA/world-crops-128"

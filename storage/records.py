@@ -107,7 +107,7 @@ class ClusterState:
     centroid: np.ndarray
     size: int
     representative_seq: int
-    representative_crop: bytes  # PNG
+    representative_crop: bytes  # storage.crops.encode_crop (PNG in older indexes)
     representative_distance: float
     active: bool = True
     first_time: float = 0.0

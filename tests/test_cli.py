@@ -90,6 +90,16 @@ def test_train_info_evaluate_calibrate(image_folder, tmp_path):
     assert training["init"] == {"sha256": model_sha(load_model(model)), "input_size": 32}
     assert training["teacher"]["sha256"] == model_sha(load_model(calibrated))
     assert 0 <= training["teacher"]["agreement_with_folders"]["all"] <= 1
+    assert training["teacher"]["targets"] == "top-1"
+    distilled = runner.invoke(
+        main,
+        ["train", str(image_folder), "--out", str(student), "--input-size", "48", "--epochs", "1",
+         "--exits", "2,4,8", "--init", str(model), "--teacher", str(calibrated), "--soft-teacher"],
+    )  # fmt: skip
+    assert distilled.exit_code == 0, distilled.output
+    assert read_card(student)["training"]["teacher"]["targets"] == "probabilities"
+    alone = runner.invoke(main, ["train", str(image_folder), "--out", str(student), "--soft-teacher"])
+    assert alone.exit_code != 0 and "soft_teacher needs a teacher model" in alone.output
     wrong = runner.invoke(main, ["train", str(image_folder), "--out", str(student), "--width", "0.5",
                                  "--exits", "2,4,8", "--input-size", "32", "--init", str(model)])  # fmt: skip
     assert wrong.exit_code != 0 and "another architecture: width 0.25 vs 0.5" in wrong.output

@@ -21,6 +21,7 @@ from ingest.run import VideoIngest, ingest_videos
 from mxn.cli import main
 from mxn.defaults import load_default_model
 from mxn.world.video import render_clip
+from storage.crops import decode_crop
 from storage.store import Store
 
 #: Small, fast settings: 3 chunks over the 60-frame clip.
@@ -72,7 +73,7 @@ def test_ingest_indexes_and_clusters_objects(store_url, clip, ingest_model):
             for c in store.clusters(label):
                 members = store.cluster_members(c.id)
                 assert len(members) == c.size and all(label in m.labels for m in members)
-                crop = cv2.imdecode(np.frombuffer(c.representative_crop, np.uint8), cv2.IMREAD_COLOR)
+                crop = decode_crop(c.representative_crop)
                 assert crop.shape == (SMALL.crop_size, SMALL.crop_size, 3)  # kept larger than the 64 px input
                 pairs += [(m.id, label) for m in members]
         assert len(pairs) == len(set(pairs)) == stats["indexing"]

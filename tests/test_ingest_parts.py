@@ -11,6 +11,7 @@ from ingest.clustering import IncrementalClusterer, normalise
 from ingest.config import ConfigError, IngestConfig
 from ingest.decode import VideoError, check_complete, iter_frames, probe
 from ingest.extraction import FrameChangeTest, ObjectExtractor, chi_square, mask_to_boxes
+from storage.crops import decode_crop
 
 
 def write_video(path, frames: list[np.ndarray], fps: float = 10.0) -> None:
@@ -159,7 +160,7 @@ def test_clustering_joins_near_and_opens_far():
     ]
     centroid = changed[0].centroid
     assert np.allclose(centroid, (unit(1, 0, 0) + unit(1, 0.05, 0)) / 2, atol=1e-6)
-    assert all(s.representative_crop.startswith(b"\x89PNG") for s in changed)
+    assert all(np.array_equal(decode_crop(s.representative_crop), crop) for s in changed)
     assert c.take_changes() == []
 
 

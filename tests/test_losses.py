@@ -27,6 +27,21 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy():
     assert float(SparseFocalLoss(gamma=0.0)(labels, probs)) == pytest.approx(ce, rel=1e-5)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_focal_loss_on_target_distributions_is_its_expectation(gamma):
+    probs, labels = _probs(seed=2)
+    one_hot = np.eye(probs.shape[1], dtype="float32")[labels]
+    loss = SparseFocalLoss(gamma=gamma, reduction=None)
+    np.testing.assert_allclose(np.asarray(loss(one_hot, probs)), np.asarray(loss(labels, probs)), rtol=1e-5)
+    targets, _ = _probs(seed=3)  # a teacher's softmax
+    classes = range(probs.shape[1])
+    n = len(probs)
+    expected = sum(targets[:, c] * focal_loss_reference(probs, np.full(n, c), gamma) for c in classes)
+    np.testing.assert_allclose(np.asarray(loss(targets, probs)), expected, rtol=1e-5)
+    soft_ce = float(exit_loss("ce", soft=True)(targets, probs))
+    assert soft_ce == pytest.approx(float(keras.losses.CategoricalCrossentropy()(targets, probs)), rel=1e-5)
+
+
 def test_focal_loss_down_weights_easy_items():
     easy = np.array([[0.95, 0.05]], "float32")
     hard = np.array([[0.3, 0.7]], "float32")

@@ -154,13 +154,13 @@ def test_a_query_reads_and_decodes_each_candidates_crop_once(db, models, monkeyp
     import query.engine
 
     decoded: list[int] = []
-    decode = query.engine.decode_png
+    decode = query.engine.decode_crop
 
     def counting(data: bytes) -> np.ndarray:
         decoded.append(len(data))
         return decode(data)
 
-    monkeypatch.setattr(query.engine, "decode_png", counting)
+    monkeypatch.setattr(query.engine, "decode_crop", counting)
     with Store(db) as store:
         asked: list[int] = []
         read = store.cluster_crops
@@ -193,6 +193,40 @@ def test_a_query_reads_and_decodes_each_candidates_crop_once(db, models, monkeyp
             h.object_id for v in whole.videos for h in v.hits
         ]
         assert small.stats.decided_per_exit == whole.stats.decided_per_exit
+
+
+def _rewrite_crops(url: str, change) -> int:
+    """Replace every stored representative crop by ``change(bytes)``, straight in SQL; the count."""
+    import sqlite3
+
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
+        rows = con.execute("SELECT id, representative_crop FROM clusters").fetchall()
+        con.executemany(
+            "UPDATE clusters SET representative_crop = ? WHERE id = ?", [(change(d), i) for i, d in rows]
+        )
+    return len(rows)
+
+
+def test_an_index_with_png_crops_answers_as_before_and_a_damaged_crop_is_named(db, models, tmp_path):
+    from storage.crops import MAGIC, crop_png
+
+    def hits(url: str) -> list[tuple[int, str]]:
+        with Store(url) as store:
+            result = engine(store, models, use_cache=False).run("car")
+        return [(h.object_id, h.decided_by) for v in result.videos for h in v.hits]
+
+    with Store(db) as store:
+        [car] = store.clusters("car", mode="mxn")[:1]
+        assert car.representative_crop.startswith(MAGIC)  # what ingest writes now
+    expected = hits(db)
+    assert expected
+    older = tmp_path / "older.db"
+    shutil.copy(db.removeprefix("sqlite:///"), older)
+    assert _rewrite_crops(f"sqlite:///{older}", crop_png) > 0  # as indexes stored them until 2026-12-02
+    assert hits(f"sqlite:///{older}") == expected
+    _rewrite_crops(db, lambda d: d[: len(d) // 2])
+    with Store(db) as store, pytest.raises(QueryError, match=r"cluster \d+: .*damaged"):
+        engine(store, models, use_cache=False).run("car")
 
 
 def test_unknown_labels_and_empty_answers(db, models):

@@ -114,6 +114,31 @@ def test_teacher_labels_are_the_teachers_top1(trained, digit_data):
         )
 
 
+def test_soft_teacher_targets_are_its_probabilities_and_a_student_learns_them(trained, digit_data):
+    model, _ = trained
+    splits = {"train": digit_data.subset(np.arange(256)), "val": digit_data.subset(np.arange(256, 320))}
+    soft = teacher_labels(splits, model, soft=True)
+    probabilities = model.engine().all_exits(splits["train"].images).outputs[-1]
+    np.testing.assert_allclose(soft["train"].targets, probabilities, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(soft["train"].labels, probabilities.argmax(axis=1))
+    part = soft["train"].subset(np.arange(10, 20))  # carving splits keeps each image's targets
+    np.testing.assert_array_equal(part.targets, soft["train"].targets[10:20])
+    assert teacher_labels(splits, model)["train"].targets is None  # hard labels by default
+
+    student = build_network(NetworkSpec(input_size=32, width=0.25, exits=(2, 8)), seed=1)
+    train, val = soft["train"], soft["val"]
+    config = TrainConfig(
+        loss="focal", epochs=3, augment=False, progress=False, optimizer="adam", learning_rate=0.003
+    )
+    result = train_network(student, train.images, train.targets, val.images, val.targets, config)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert "val_exit_1_accuracy" in result.history  # top-1 agreement with the teacher, still measured
+    with pytest.raises(ValueError, match="rows summing to 1"):
+        train_network(student, train.images, train.targets * 2, config=config)
+    with pytest.raises(ValueError, match="both be labels or both be probability vectors"):
+        train_network(student, train.images, train.targets, val.images, val.labels, config)
+
+
 def test_merged_data_sets_unite_classes_and_keep_every_image():
     rng = np.random.default_rng(0)
 
