@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from reports import page as p
 from reports.charts import bar_chart
+from storage.crops import CropFormatError, decode_crop
 from storage.records import ClusterRecord, RunRecord, VideoRecord
 
 if TYPE_CHECKING:  # the report reads them; importing ingest.run would load TensorFlow
@@ -136,7 +137,10 @@ def _labels_block(k: int, index: RunIndex) -> list[p.Markup]:
 
 def _thumb(cluster: ClusterRecord) -> p.Markup:
     caption = f"{cluster.size} obj, {cluster.first_time:.1f}-{cluster.last_time:.1f} s"
-    crop = p.decode_image(cluster.representative_crop, f"cluster {cluster.id}'s representative crop")
+    try:
+        crop = decode_crop(cluster.representative_crop)
+    except CropFormatError as err:
+        raise ValueError(f"cluster {cluster.id}'s representative crop: {err}") from None
     image = p.photo_img(
         crop, f"cluster {cluster.id} ({cluster.label})", class_=None, title=f"cluster {cluster.id}"
     )

@@ -29,9 +29,6 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from storage.crops import MAGIC as CROP_MAGIC
-from storage.crops import CropFormatError, decode_crop
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -218,12 +215,7 @@ def photo_img(image: np.ndarray, alt: str, class_: str = "sheet", title: str | N
 
 
 def decode_image(data: bytes, source: str = "image") -> np.ndarray:
-    """Encoded image bytes (PNG, JPEG, or a stored crop: :mod:`storage.crops`) as an RGB array."""
-    if bytes(data[: len(CROP_MAGIC)]) == CROP_MAGIC:
-        try:
-            return decode_crop(data)
-        except CropFormatError as err:
-            raise ValueError(f"{source}: {err}") from None
+    """Encoded image bytes (PNG, JPEG) as an RGB array."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{source}: not a readable image")
