@@ -750,13 +750,16 @@ def tune_query(
     out: PathLike | None = "query-thresholds.json",
     plot: PathLike | None = None,
     progress: bool = True,
+    pooled_precision: bool = True,
 ) -> TuningResult:
     """Fit per-exit query thresholds on the index's own candidates (``mxn tune query``).
 
     Every candidate of the index is labelled by the GT-CNN and scored by the
     query MXN's exits; accept (and, with ``reject``, reject) thresholds are
     fitted exit by exit on part of them and judged on the ``holdout`` rest;
-    with ``per_label``, once per label on that label's candidates.
+    with ``per_label``, once per label on that label's candidates. With
+    ``pooled_precision`` (the default) the target is the precision of all the
+    exits' accepts together; otherwise every exit must reach it alone.
     Writes the thresholds to ``out`` (for :func:`query`'s ``thresholds``;
     ``None``: not written) and the trade-off curve to ``plot`` (``.png``).
     ``gt`` and ``qmodel`` may be models already loaded. Too few candidates
@@ -770,7 +773,7 @@ def tune_query(
     with _open_store(db) as store:
         samples = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,
-                  per_label=per_label)  # fmt: skip
+                  per_label=per_label, pooled_precision=pooled_precision)  # fmt: skip
     if out:
         result.thresholds.save(out)
     if plot:

@@ -77,11 +77,20 @@ def fit_threshold(
     correct: np.ndarray,
     target_precision: float,
     confidence: float = 0.95,
+    *,
+    already_right: int = 0,
+    already_accepted: int = 0,
 ) -> float | None:
     """The lowest threshold whose accepted items reach ``target_precision``.
 
     Items with ``score >= threshold`` are accepted. Returns ``None`` when no
     threshold reaches the target (or there are no items).
+
+    ``already_accepted`` items (``already_right`` of them correct) were
+    accepted before, by earlier exits of a cascade: the precision (and its
+    margin) is then that of everything accepted so far, not of this exit's
+    items alone. A later exit sees few items, and on its own could rarely
+    show 99% with a margin; pooled, the answer as a whole keeps the target.
     """
     scores = np.asarray(confidence_scores, dtype=np.float64)
     ok = np.asarray(correct, dtype=bool)
@@ -89,8 +98,8 @@ def fit_threshold(
         return None
     order = np.argsort(-scores, kind="stable")
     scores, ok = scores[order], ok[order]
-    accepted = np.arange(1, scores.size + 1)
-    right = np.cumsum(ok)
+    accepted = already_accepted + np.arange(1, scores.size + 1)
+    right = already_right + np.cumsum(ok)
     # A threshold at scores[k-1] accepts every item scoring at least that, so
     # only the last item of a run of equal scores is a valid cut.
     valid = np.append(scores[:-1] > scores[1:], True)

@@ -205,6 +205,13 @@ def tune() -> None:
     help="Fit each label's thresholds on its own candidates, or one set for every label.",
 )
 @click.option(
+    "--pooled/--per-exit",
+    "pooled_precision",
+    default=True,
+    show_default=True,
+    help="Target precision of all the exits' accepts together, or of every exit alone (the paper's).",
+)
+@click.option(
     "--out",
     default="query-thresholds.json",
     show_default=True,
@@ -229,6 +236,7 @@ def tune_query(
     seed: int,
     no_reject: bool,
     per_label: bool,
+    pooled_precision: bool,
     out: str,
     plot: str | None,
     json_out: str | None,
@@ -249,6 +257,7 @@ def tune_query(
         seed=seed,
         reject=not no_reject,
         per_label=per_label,
+        pooled_precision=pooled_precision,
         out=out,
         plot=plot,
         progress=not quiet,

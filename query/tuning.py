@@ -14,7 +14,11 @@ on all candidates serve labels the samples do not hold):
 
 * accept at exit ``i``: the lowest ``p`` whose accepted candidates reach the
   target precision with a margin (the one-sided Wilson bound of
-  :func:`mxn.calibration.fit_threshold`);
+  :func:`mxn.calibration.fit_threshold`). By default the precision is that of
+  everything the exits accepted so far (``pooled_precision``): it is the
+  answer that must reach 99%, and a late exit, which sees a few hundred
+  candidates, could rarely show 99% on its own. ``pooled_precision=False``
+  makes every exit show it alone, as the dissertation's per-exit search did;
 * reject at exit ``i``: the highest ``p`` such that every positive rejected
   so far still leaves recall at the target, again with the Wilson margin.
   Without enough positives to show that, the exit rejects nothing.
@@ -145,6 +149,7 @@ def fit_thresholds(
     target_recall: float = 0.99,
     confidence: float = 0.95,
     allow_reject: bool = True,
+    pooled_precision: bool = True,
 ) -> QueryThresholds:
     """Accept and reject thresholds per exit, fitted as a cascade (see the module docstring)."""
     if not 0 < target_precision <= 1 or not 0 < target_recall <= 1:
@@ -152,13 +157,18 @@ def fit_thresholds(
     scores, positive = samples.scores, samples.positive
     remaining = np.ones(len(samples), bool)
     lost, positives = 0, int(positive.sum())
+    right_so_far = accepted_so_far = 0
     accept: list[float | None] = []
     reject: list[float | None] = []
     for s in scores:
-        a = fit_threshold(s[remaining], positive[remaining], target_precision, confidence)
+        a = fit_threshold(s[remaining], positive[remaining], target_precision, confidence,
+                          already_right=right_so_far, already_accepted=accepted_so_far)  # fmt: skip
         if a is not None and a >= 1.0:
             a = None  # only exactly-1.0 softmaxes would pass: no evidence
         accepted = remaining & (s >= a) if a is not None else np.zeros_like(remaining)
+        if pooled_precision:
+            right_so_far += int((accepted & positive).sum())
+            accepted_so_far += int(accepted.sum())
         pool = remaining & ~accepted
         r = None
         if allow_reject:
@@ -180,13 +190,18 @@ def fit_per_label(
     target_recall: float = 0.99,
     confidence: float = 0.95,
     allow_reject: bool = True,
+    pooled_precision: bool = True,
 ) -> QueryThresholds:
     """Shared thresholds fitted on every candidate, and each label's own fitted on its candidates."""
-    shared = fit_thresholds(samples, target_precision, target_recall, confidence, allow_reject)
+
+    def fit(part: TuningSamples) -> QueryThresholds:
+        args = (target_precision, target_recall, confidence, allow_reject, pooled_precision)
+        return fit_thresholds(part, *args)
+
+    shared = fit(samples)
     own = {}
     for label in np.unique(samples.labels):
-        group = samples.subset(np.flatnonzero(samples.labels == label))
-        fitted = fit_thresholds(group, target_precision, target_recall, confidence, allow_reject)
+        fitted = fit(samples.subset(np.flatnonzero(samples.labels == label)))
         own[str(label)] = QueryThresholds(fitted.accept, fitted.reject)
     return QueryThresholds(shared.accept, shared.reject, target_precision=target_precision,
                            target_recall=target_recall, per_label=own)  # fmt: skip
@@ -264,11 +279,13 @@ def tune(
     allow_reject: bool = True,
     curve_targets: tuple[float, ...] = CURVE_TARGETS,
     per_label: bool = True,
+    pooled_precision: bool = True,
 ) -> TuningResult:
     """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve.
 
     ``per_label`` fits every label's thresholds on its own candidates
     (:func:`fit_per_label`); otherwise one set serves every label.
+    ``pooled_precision``: see the module docstring.
     """
     if len(samples) < 4:
         raise TuningError(f"{len(samples)} candidate clusters are too few to tune on; ingest more video")
@@ -277,7 +294,7 @@ def tune(
 
     def fitted(precision: float) -> QueryThresholds:
         fit = fit_per_label if per_label else fit_thresholds
-        return fit(fit_part, precision, target_recall, confidence, allow_reject)
+        return fit(fit_part, precision, target_recall, confidence, allow_reject, pooled_precision)
 
     chosen = fitted(target_precision)
     held_out = evaluate(chosen, held)
@@ -298,6 +315,7 @@ def tune(
             "holdout": holdout,
             "seed": seed,
             "confidence": confidence,
+            "pooled_precision": pooled_precision,
             "samples": len(samples),
         },
     )

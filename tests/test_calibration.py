@@ -71,3 +71,14 @@ def test_bad_arguments():
         calibrate_thresholds([out], labels, target_precision=1.5)
     with pytest.raises(ValueError, match="one row of outputs per label"):
         calibrate_thresholds([out[:5]], labels)
+
+
+def test_fit_threshold_counts_what_earlier_exits_accepted():
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    correct = np.array([True, True, True, False])
+    assert fit_threshold(scores, correct, target_precision=0.9, confidence=0.5) == 0.7
+    # with 96 right of 100 accepted before, one wrong item more still leaves the whole above 90%
+    pooled = fit_threshold(scores, correct, 0.9, 0.5, already_right=96, already_accepted=100)
+    assert pooled == 0.6
+    # and with a poor record before, even this exit's best items cannot lift the whole to the target
+    assert fit_threshold(scores, correct, 0.9, 0.5, already_right=50, already_accepted=100) is None

@@ -304,6 +304,13 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
         c["target_precision"] for c in data["curve"]
     )
     assert cv2.imread(str(plot)) is not None
+    assert thresholds.evaluation["pooled_precision"] is True
+    per_exit = tmp_path / "per-exit.json"
+    alone = CliRunner().invoke(
+        main, ["tune", "query", "--db", db, "--out", str(per_exit), "--per-exit", "--quiet"]
+    )
+    assert alone.exit_code == 0, alone.output
+    assert load_thresholds(per_exit).evaluation["pooled_precision"] is False
     queried = CliRunner().invoke(main, ["query", "car", "--db", db, "--thresholds", str(out), "--quiet"])
     assert queried.exit_code == 0, queried.output
     # thresholds tuned for another query model are refused
@@ -367,6 +374,21 @@ def test_tuned_thresholds_meet_their_targets_on_held_out_data():
     # with no rejections allowed, every negative goes to the GT-CNN or is accepted wrongly
     no_reject = fit_thresholds(samples, allow_reject=False)
     assert all(r is None for r in no_reject.reject)
+
+
+def test_pooled_precision_lets_a_late_exit_decide_and_keeps_the_answers_precision():
+    # exit 0 is sure of many candidates; exit 1 sees the few left, too few to show 99% on its own
+    samples = synthetic_samples(8000, seed=6, noise=(0.12, 0.1))
+    result = {
+        pooled: tune(samples, pooled_precision=pooled, allow_reject=False, curve_targets=())
+        for pooled in (True, False)
+    }
+    pooled, alone = result[True], result[False]
+    assert pooled.thresholds.accept[0] == alone.thresholds.accept[0]  # nothing accepted before exit 0
+    assert pooled.held_out["decided_per_exit"][1] > alone.held_out["decided_per_exit"][1]
+    assert pooled.held_out["gt_call_rate"] < alone.held_out["gt_call_rate"]
+    assert pooled.held_out["precision"] >= 0.99 and pooled.fit["precision"] >= 0.99
+    assert pooled.thresholds.evaluation["pooled_precision"] is True
 
 
 def test_evaluate_with_no_thresholds_is_focus():
