@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the default models in mxn/default_models/ from scratch, offline.
 #
-#   bash scripts/build_default_models.sh            # about 100 minutes on 2 cores
+#   bash scripts/build_default_models.sh            # about 170 minutes on 2 cores
 #
 # 1. render the traffic world's truth crops (train/val/calibration/test, 64 px)
 #    and train a first ground-truth CNN and the two cheap MXNs on them;
@@ -19,7 +19,9 @@
 # 5. distil the query MXN once more on the same crops, with the GT-CNN's
 #    probabilities as targets (--soft-teacher): it learns where the GT-CNN is
 #    unsure, so its thresholds decide more of the easy candidates;
-# 6. check the world is hard enough (mxn models check).
+# 6. distil it further on the candidates of the final ingest MXN, from twice
+#    as many clips (world seeds 4-11): three rounds, the last on all of them;
+# 7. check the world is hard enough (mxn models check).
 # Each model file records in its card how it was trained (mxn info FILE --json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,8 +75,32 @@ rm -rf "$DATA/candidate-crops"  # mxn crops writes only into a new folder
 "$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/ingest.mxn" --width 0.25 --input-size 64 \
     --loss ce --optimizer adam --lr 0.001 --epochs 16 --seed 0 --init "$FIRST/ingest.mxn" --teacher "$OUT/gt.mxn"
 # 5. the query MXN distilled on the GT-CNN's probabilities
-"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$OUT/query.mxn" --width 0.25 --input-size 64 \
-    --loss focal --gamma 2 --optimizer adam --lr 0.0007 --epochs 10 --seed 0 \
+"$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$FIRST/query-soft.mxn" --width 0.25 \
+    --input-size 64 --loss focal --gamma 2 --optimizer adam --lr 0.0007 --epochs 10 --seed 0 \
     --init "$FIRST/query-candidates.mxn" --teacher "$OUT/gt.mxn" --soft-teacher
-# 6. is the world hard enough?
+# 6. more candidates, of the final ingest MXN: seeds 4-7 (round 1 and 2) and 8-11 (round 3, with 4-7)
+for part in a b; do
+    seeds="4 5 6 7"; [ "$part" = b ] && seeds="8 9 10 11"
+    mkdir -p "$CLIPS-$part"
+    for preset in quiet_road highway downtown night; do
+        for seed in $seeds; do
+            "$MXN" world video --preset "$preset" --seconds 60 --seed "$seed" -o "$CLIPS-$part/$preset-$seed.mp4"
+        done
+    done
+    "$MXN" ingest "$CLIPS-$part"/*.mp4 --db "sqlite:///$CLIPS-$part/index.db" --model "$OUT/ingest.mxn" \
+        --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
+    rm -rf "$DATA/candidate-crops-$part"
+    "$MXN" crops --db "sqlite:///$CLIPS-$part/index.db" --gt "$OUT/gt.mxn" --out "$DATA/candidate-crops-$part" --quiet
+done
+SOFT="--width 0.25 --input-size 64 --loss focal --gamma 2 --optimizer adam --teacher $OUT/gt.mxn --soft-teacher"
+# shellcheck disable=SC2086  # SOFT is a list of options
+"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-1.mxn" $SOFT --lr 0.0005 --epochs 12 --seed 0 \
+    --init "$FIRST/query-soft.mxn"
+# shellcheck disable=SC2086
+"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-2.mxn" $SOFT --lr 0.0004 --epochs 12 --seed 1 \
+    --init "$FIRST/query-more-1.mxn"
+# shellcheck disable=SC2086
+"$MXN" train "$DATA/candidate-crops-a" "$DATA/candidate-crops-b" --out "$OUT/query.mxn" $SOFT --lr 0.0003 \
+    --epochs 10 --seed 2 --init "$FIRST/query-more-2.mxn"
+# 7. is the world hard enough?
 "$MXN" models check "$DATA/world-crops-128"
