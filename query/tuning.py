@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +195,9 @@ def fit_per_label(
 ) -> QueryThresholds:
     """Shared thresholds fitted on every candidate, and each label's own fitted on its candidates."""
 
-    def fit(part: TuningSamples) -> QueryThresholds:
-        args = (target_precision, target_recall, confidence, allow_reject, pooled_precision)
-        return fit_thresholds(part, *args)
-
+    fit = partial(fit_thresholds, target_precision=target_precision, target_recall=target_recall,
+                  confidence=confidence, allow_reject=allow_reject,
+                  pooled_precision=pooled_precision)  # fmt: skip
     shared = fit(samples)
     own = {}
     for label in np.unique(samples.labels):

@@ -58,17 +58,24 @@ STUDENT_DATA=${STUDENT_DATA:-$DATA/blob-crops-128-s1}
     --loss ce --optimizer adam --lr 0.001 --epochs 12 --seed 0 --init "$FIRST/ingest.mxn" --teacher "$OUT/gt.mxn"
 # 4. the query and ingest MXNs: fine-tuned on an index's own candidates and the blobs, labelled by the
 #    GT-CNN
-CLIPS=$DATA/candidate-clips
-mkdir -p "$CLIPS"
-for preset in quiet_road highway downtown night; do
-    for seed in 4 5; do
-        "$MXN" world video --preset "$preset" --seconds 60 --seed "$seed" -o "$CLIPS/$preset-$seed.mp4"
+# candidate_crops NAME INGEST_MODEL SEED...: 60 s clips of every preset at those world seeds, indexed by
+# INGEST_MODEL into $DATA/NAME-clips/index.db; its representative crops under the GT-CNN's top-1 go to
+# $DATA/NAME
+candidate_crops() {
+    local name=$1 model=$2 clips=$DATA/$1-clips
+    shift 2
+    mkdir -p "$clips"
+    for preset in quiet_road highway downtown night; do
+        for seed in "$@"; do
+            "$MXN" world video --preset "$preset" --seconds 60 --seed "$seed" -o "$clips/$preset-$seed.mp4"
+        done
     done
-done
-"$MXN" ingest "$CLIPS"/*.mp4 --db "sqlite:///$CLIPS/index.db" --model "$FIRST/ingest-blobs.mxn" \
-    --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
-rm -rf "$DATA/candidate-crops"  # mxn crops writes only into a new folder
-"$MXN" crops --db "sqlite:///$CLIPS/index.db" --gt "$OUT/gt.mxn" --out "$DATA/candidate-crops" --quiet
+    "$MXN" ingest "$clips"/*.mp4 --db "sqlite:///$clips/index.db" --model "$model" \
+        --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
+    rm -rf "${DATA:?}/$name"  # mxn crops writes only into a new folder
+    "$MXN" crops --db "sqlite:///$clips/index.db" --gt "$OUT/gt.mxn" --out "$DATA/$name" --quiet
+}
+candidate_crops candidate-crops "$FIRST/ingest-blobs.mxn" 4 5
 "$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$FIRST/query-candidates.mxn" --width 0.25 \
     --input-size 64 --loss focal --gamma 2 --optimizer adam --lr 0.001 --epochs 16 --seed 0 \
     --init "$FIRST/query.mxn" --teacher "$OUT/gt.mxn"
@@ -78,29 +85,15 @@ rm -rf "$DATA/candidate-crops"  # mxn crops writes only into a new folder
 "$MXN" train "$DATA/candidate-crops" "$STUDENT_DATA" --out "$FIRST/query-soft.mxn" --width 0.25 \
     --input-size 64 --loss focal --gamma 2 --optimizer adam --lr 0.0007 --epochs 10 --seed 0 \
     --init "$FIRST/query-candidates.mxn" --teacher "$OUT/gt.mxn" --soft-teacher
-# 6. more candidates, of the final ingest MXN: seeds 4-7 (round 1 and 2) and 8-11 (round 3, with 4-7)
-for part in a b; do
-    seeds="4 5 6 7"; [ "$part" = b ] && seeds="8 9 10 11"
-    mkdir -p "$CLIPS-$part"
-    for preset in quiet_road highway downtown night; do
-        for seed in $seeds; do
-            "$MXN" world video --preset "$preset" --seconds 60 --seed "$seed" -o "$CLIPS-$part/$preset-$seed.mp4"
-        done
-    done
-    "$MXN" ingest "$CLIPS-$part"/*.mp4 --db "sqlite:///$CLIPS-$part/index.db" --model "$OUT/ingest.mxn" \
-        --exits 0,1 --topk 3 --cluster-threshold 0.003 --quiet
-    rm -rf "$DATA/candidate-crops-$part"
-    "$MXN" crops --db "sqlite:///$CLIPS-$part/index.db" --gt "$OUT/gt.mxn" --out "$DATA/candidate-crops-$part" --quiet
-done
-SOFT="--width 0.25 --input-size 64 --loss focal --gamma 2 --optimizer adam --teacher $OUT/gt.mxn --soft-teacher"
-# shellcheck disable=SC2086  # SOFT is a list of options
-"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-1.mxn" $SOFT --lr 0.0005 --epochs 12 --seed 0 \
-    --init "$FIRST/query-soft.mxn"
-# shellcheck disable=SC2086
-"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-2.mxn" $SOFT --lr 0.0004 --epochs 12 --seed 1 \
-    --init "$FIRST/query-more-1.mxn"
-# shellcheck disable=SC2086
-"$MXN" train "$DATA/candidate-crops-a" "$DATA/candidate-crops-b" --out "$OUT/query.mxn" $SOFT --lr 0.0003 \
-    --epochs 10 --seed 2 --init "$FIRST/query-more-2.mxn"
+# 6. more candidates, of the final ingest MXN: seeds 4-7 (rounds 1 and 2) and 8-11 (round 3, with 4-7)
+candidate_crops candidate-crops-a "$OUT/ingest.mxn" 4 5 6 7
+candidate_crops candidate-crops-b "$OUT/ingest.mxn" 8 9 10 11
+SOFT=(--width 0.25 --input-size 64 --loss focal --gamma 2 --optimizer adam --teacher "$OUT/gt.mxn" --soft-teacher)
+"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-1.mxn" "${SOFT[@]}" --lr 0.0005 --epochs 12 \
+    --seed 0 --init "$FIRST/query-soft.mxn"
+"$MXN" train "$DATA/candidate-crops-a" --out "$FIRST/query-more-2.mxn" "${SOFT[@]}" --lr 0.0004 --epochs 12 \
+    --seed 1 --init "$FIRST/query-more-1.mxn"
+"$MXN" train "$DATA/candidate-crops-a" "$DATA/candidate-crops-b" --out "$OUT/query.mxn" "${SOFT[@]}" \
+    --lr 0.0003 --epochs 10 --seed 2 --init "$FIRST/query-more-2.mxn"
 # 7. is the world hard enough?
 "$MXN" models check "$DATA/world-crops-128"
