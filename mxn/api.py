@@ -751,6 +751,8 @@ def tune_query(
     plot: PathLike | None = None,
     progress: bool = True,
     pooled_precision: bool = True,
+    index_stage: bool = True,
+    index_share: float | None = None,
 ) -> TuningResult:
     """Fit per-exit query thresholds on the index's own candidates (``mxn tune query``).
 
@@ -760,20 +762,25 @@ def tune_query(
     with ``per_label``, once per label on that label's candidates. With
     ``pooled_precision`` (the default) the target is the precision of all the
     exits' accepts together; otherwise every exit must reach it alone.
-    Writes the thresholds to ``out`` (for :func:`query`'s ``thresholds``;
-    ``None``: not written) and the trade-off curve to ``plot`` (``.png``).
+    With ``index_stage`` the index's stored ingest scores reject first,
+    spending ``index_share`` of the allowed recall loss (default
+    :data:`query.tuning.DEFAULT_INDEX_RECALL_SHARE`). Writes the thresholds
+    to ``out`` (for :func:`query`'s ``thresholds``; ``None``: not written)
+    and the trade-off curve to ``plot`` (``.png``).
     ``gt`` and ``qmodel`` may be models already loaded. Too few candidates
     raise :class:`query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
     _tensorflow()
-    from query.tuning import collect_samples, plot_tradeoff, tune
+    from query.tuning import DEFAULT_INDEX_RECALL_SHARE, collect_samples, plot_tradeoff, tune
 
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
     with _open_store(db) as store:
         samples = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
+    share = DEFAULT_INDEX_RECALL_SHARE if index_share is None else index_share
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,
-                  per_label=per_label, pooled_precision=pooled_precision)  # fmt: skip
+                  per_label=per_label, pooled_precision=pooled_precision, index_stage=index_stage,
+                  index_recall_share=share)  # fmt: skip
     if out:
         result.thresholds.save(out)
     if plot:

@@ -147,7 +147,10 @@ def print_summary(result) -> None:
     else:
         exits = ", ".join(f"exit {k}: {v}" for k, v in sorted(s.decided_per_exit.items())) or "none"
         click.echo(f"  candidate clusters: {s.candidates}; accepted {s.accepted}, rejected {s.rejected}")
-        click.echo(f"  decided by MXN exits: {exits}; by the GT-CNN: {s.gt_decided}")
+        click.echo(
+            f"  rejected by the index score: {s.decided_by_index}; decided by MXN exits: {exits}; "
+            f"by the GT-CNN: {s.gt_decided}"
+        )
         miss = "-" if s.miss_rate is None else f"{100 * s.miss_rate:.1f}%"
         click.echo(
             f"  miss rate {miss}; CNN calls now: GT-CNN {s.gt_calls}, MXN {s.mxn_calls}; cached {s.cached}"
@@ -212,6 +215,18 @@ def tune() -> None:
     help="Target precision of all the exits' accepts together, or of every exit alone (the paper's).",
 )
 @click.option(
+    "--index-stage/--no-index-stage",
+    default=True,
+    show_default=True,
+    help="Let the index's stored ingest score reject candidates first, for free.",
+)
+@click.option(
+    "--index-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of the allowed recall loss the index stage may spend [default: 0.3, the tuner's].",
+)
+@click.option(
     "--out",
     default="query-thresholds.json",
     show_default=True,
@@ -237,6 +252,8 @@ def tune_query(
     no_reject: bool,
     per_label: bool,
     pooled_precision: bool,
+    index_stage: bool,
+    index_share: float | None,
     out: str,
     plot: str | None,
     json_out: str | None,
@@ -258,6 +275,8 @@ def tune_query(
         reject=not no_reject,
         per_label=per_label,
         pooled_precision=pooled_precision,
+        index_stage=index_stage,
+        index_share=index_share,
         out=out,
         plot=plot,
         progress=not quiet,
@@ -291,6 +310,11 @@ def print_tuning(result) -> None:
         for i, (a, r, d) in enumerate(zip(t.accept, t.reject, held["decided_per_exit"], strict=True))
     ]
     print_table(["exit", "accept p >=", "reject p <=", "decided (held out)"], rows)
+    if held.get("decided_by_index"):
+        click.echo(
+            f"index stage: {held['decided_by_index']} held-out candidates rejected by their stored "
+            f"ingest score (shared: score <= {_num(t.index_reject)}; scorer {t.index_scorer})"
+        )
     if t.per_label:
         click.echo("\nper label (own thresholds, accept / reject per exit; held out):")
         print_table(

@@ -3,7 +3,8 @@
 A query for a label takes the clusters indexed under it (the candidates) and
 asks of each cluster's representative crop "is it the label?":
 
-* ``mxn``: the query MXN answers in early-exit mode with per-exit accept /
+* ``mxn``: the index's stored score may reject a candidate first, for free;
+  the query MXN answers the rest in early-exit mode with per-exit accept /
   reject thresholds (:mod:`query.thresholds`); only the candidates no exit
   decided go to the ground-truth CNN, in batches.
 * ``focus``: the ground-truth CNN answers for every candidate (Focus).
@@ -34,9 +35,9 @@ from mxn.images import resize_batch, square_crop
 from mxn.modelfile import MXNModel, model_sha
 from query.accuracy import judge
 from query.result import DEFAULT_MAX_GAP, Hit, QueryResult, QueryStats, VideoAnswer
-from query.thresholds import QueryThresholds, check_for_model
+from query.thresholds import QueryThresholds, check_for_model, index_scorer_of
 from storage.crops import CropFormatError, decode_crop
-from storage.records import ClusterRecord, StoredObject, Verdict, VideoRecord
+from storage.records import INDEX_STAGE, ClusterRecord, StoredObject, Verdict, VideoRecord
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class QueryEngine:
             self.thresholds = thresholds or QueryThresholds.from_model(query_model)
             check_for_model(self.thresholds, query_model, sha, "thresholds")
             self.mxn_key = f"mxn:{sha[:16]}:{self.thresholds.key()}"
+        self._scorers: dict[int, str] = {}  # run id -> index_scorer_of(run)
         self._gt_engine = gt_model.engine(batch_size)
         self._mxn_engine = query_model.engine(cascade_batch_size) if query_model is not None else None
 
@@ -252,6 +254,9 @@ class QueryEngine:
                         undecided.append(c)
                         continue
                     assert v.exit is not None
+                    if v.exit == INDEX_STAGE:
+                        stats.decided_by_index += 1
+                        continue  # the index stage only rejects
                     stats.decided_per_exit[v.exit] = stats.decided_per_exit.get(v.exit, 0) + 1
                     if v.outcome == "accept":
                         accepted[c.id] = f"exit {v.exit}"
@@ -281,11 +286,14 @@ class QueryEngine:
         if not todo:
             return verdicts
         thresholds = self.thresholds.for_label(label)
+        made = self._index_verdicts(todo, thresholds)
+        free = {v.cluster_id for v in made}
+        todo = [c for c in todo if c.id not in free]
         last = thresholds.last_deciding_exit
-        if label not in self.query_model.classes or last is None:
+        if todo and (label not in self.query_model.classes or last is None):
             log.info("no exit can decide %r: every candidate goes to the GT-CNN", label)
-            made = [Verdict(c.id, "undecided", None, 0.0) for c in todo]
-        else:
+            made += [Verdict(c.id, "undecided", None, 0.0) for c in todo]
+        elif todo:
             index = self.query_model.classes.index(label)
             began = time.perf_counter()
             images = crops.at(todo, self.query_model.spec.input_size)
@@ -293,7 +301,6 @@ class QueryEngine:
             cascade = self._mxn_engine.cascade(images, thresholds.rule(index), last_exit=last)
             stats.model_seconds += time.perf_counter() - began
             stats.mxn_calls += len(todo)
-            made = []
             for c, exit_taken, outputs in zip(todo, cascade.exit_taken, cascade.outputs, strict=True):
                 p = float(outputs[index])
                 if exit_taken < 0:
@@ -304,6 +311,34 @@ class QueryEngine:
         if self.use_cache:
             self.store.save_verdicts(label, self.mxn_key, made)
         return verdicts | {v.cluster_id: v for v in made}
+
+    def _index_verdicts(self, candidates: list[ClusterRecord], thresholds: QueryThresholds) -> list[Verdict]:
+        """Rejections by the index's own score: no crop read, no CNN run.
+
+        Only for candidates whose run's scores come from the scorer the
+        thresholds were tuned on; the others go on to the exits.
+        """
+        if not np.isfinite(thresholds.index_reject_limit) or not candidates:
+            return []
+        wanted = self.thresholds.index_scorer if self.thresholds is not None else None
+        scored = [
+            c for c in candidates
+            if c.representative_score is not None
+            and (wanted is None or self._scorer(c.run_id) == wanted)
+        ]  # fmt: skip
+        scores = np.array([c.representative_score for c in scored], np.float64)
+        rejected = thresholds.index_rejects(scores)
+        return [
+            Verdict(c.id, "reject", INDEX_STAGE, float(p))
+            for c, p, no in zip(scored, scores, rejected, strict=True)
+            if no
+        ]
+
+    def _scorer(self, run_id: int) -> str | None:
+        """Who wrote the index scores of run ``run_id`` (:func:`query.thresholds.index_scorer_of`)."""
+        if run_id not in self._scorers:
+            self._scorers.update({r.id: index_scorer_of(r) for r in self.store.runs()})
+        return self._scorers.get(run_id)
 
     def _gt_verdicts(
         self, label: str, candidates: list[ClusterRecord], stats: QueryStats, crops: _Representatives

@@ -69,6 +69,7 @@ class QueryStats:
     accepted: int = 0
     rejected: int = 0
     decided_per_exit: dict[int, int] = field(default_factory=dict)
+    decided_by_index: int = 0  # rejected by the index's stored score, before any exit
     gt_decided: int = 0
     gt_calls: int = 0
     mxn_calls: int = 0

@@ -15,6 +15,15 @@ label on its own candidates, so that a label the exits find hard keeps its
 own recall instead of paying for the easy ones, and a query for a label with
 no thresholds of its own uses the shared ones.
 
+Before any exit runs, the index itself may reject (``index_reject``): a
+candidate was indexed under the label because the ingest model put it
+somewhere in its top-k, and the score it gave (``object_labels.score``)
+sits in SQL. A score at or below ``index_reject`` rejects the candidate
+with no crop read and no CNN run. The score means something only for the
+ingest model and settings that wrote it, so the thresholds name that
+scorer (``index_scorer``, see :func:`index_scorer_of`) and a candidate of
+another index goes on to the exits.
+
 ``None`` means the exit never decides that way; so do an accept threshold of
 1.0 and a reject threshold of 0.0 (a softmax that rounds to exactly 1 or 0
 is no evidence), which is why thresholds at 1.0 reproduce Focus exactly.
@@ -41,6 +50,7 @@ import numpy as np
 from mxn.engine import DecisionRule
 from mxn.modelfile import MXNModel
 from mxn.report import read_format_json
+from storage.records import RunRecord
 
 FORMAT = "mxn-query-thresholds"
 FORMAT_VERSION = 1
@@ -48,6 +58,12 @@ FORMAT_VERSION = 1
 
 class ThresholdsError(ValueError):
     """A thresholds file that is missing, corrupt, or made for another model."""
+
+
+def index_scorer_of(run: RunRecord) -> str:
+    """Who wrote a run's index scores: its mode, ingest model and the exits and top-k it aggregated."""
+    exits = ",".join(str(e) for e in run.config.get("exits") or [])
+    return f"{run.mode}:{run.model_sha[:16]}:exits={exits}:top{run.config.get('topk')}"
 
 
 def _check(values: Sequence[float | None], name: str) -> tuple[float | None, ...]:
@@ -74,6 +90,10 @@ class QueryThresholds:
         evaluation: what tuning measured on held-out data.
         per_label: thresholds of their own for some labels (each without
             ``per_label`` itself); other labels use ``accept`` and ``reject``.
+        index_reject: reject when the index's stored score is ``<=`` it,
+            before any exit (``None`` or 0.0: never).
+        index_scorer: the ingest scorer those scores must come from
+            (:func:`index_scorer_of`; ``None``: any).
     """
 
     accept: tuple[float | None, ...]
@@ -83,10 +103,15 @@ class QueryThresholds:
     target_recall: float | None = None
     evaluation: dict[str, Any] = field(default_factory=dict, compare=False)
     per_label: dict[str, QueryThresholds] = field(default_factory=dict)
+    index_reject: float | None = None
+    index_scorer: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accept", _check(self.accept, "accept"))
         object.__setattr__(self, "reject", _check(self.reject, "reject"))
+        object.__setattr__(self, "index_reject", _check((self.index_reject,), "index_reject")[0])
+        if self.index_scorer is not None and not isinstance(self.index_scorer, str):
+            raise ThresholdsError(f"index_scorer must be a string or null, got {self.index_scorer!r}")
         if len(self.accept) != len(self.reject):
             raise ThresholdsError(
                 f"{len(self.accept)} accept thresholds but {len(self.reject)} reject thresholds"
@@ -117,6 +142,16 @@ class QueryThresholds:
     def reject_limits(self) -> np.ndarray:
         """Reject thresholds as numbers, ``-inf`` where an exit never rejects."""
         return np.array([-np.inf if r is None or r <= 0.0 else r for r in self.reject], np.float64)
+
+    @property
+    def index_reject_limit(self) -> float:
+        """The index stage's reject threshold as a number, ``-inf`` where it never rejects."""
+        r = self.index_reject
+        return -np.inf if r is None or r <= 0.0 else r
+
+    def index_rejects(self, scores: np.ndarray) -> np.ndarray:
+        """Mask of index scores the index stage rejects (NaN, i.e. no score: never)."""
+        return np.asarray(scores, np.float64) <= self.index_reject_limit
 
     @classmethod
     def never(cls, num_exits: int) -> QueryThresholds:
@@ -160,12 +195,17 @@ class QueryThresholds:
         decisions: dict[str, Any] = self.decisions()
         if self.per_label:  # thresholds without labels of their own keep the key they always had
             decisions["labels"] = {k: t.decisions() for k, t in self.per_label.items()}
+        if self.index_scorer is not None:
+            decisions["index_scorer"] = self.index_scorer
         text = json.dumps(decisions, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def decisions(self) -> dict[str, list[float | None]]:
-        """The shared thresholds as JSON lists."""
-        return {"accept": list(self.accept), "reject": list(self.reject)}
+    def decisions(self) -> dict[str, Any]:
+        """The shared thresholds as JSON (``index_reject`` only where set: older keys stay)."""
+        out: dict[str, Any] = {"accept": list(self.accept), "reject": list(self.reject)}
+        if self.index_reject is not None:
+            out["index_reject"] = self.index_reject
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +214,7 @@ class QueryThresholds:
             **self.decisions(),
             "per_label": {k: t.decisions() for k, t in sorted(self.per_label.items())},
             "model_sha": self.model_sha,
+            "index_scorer": self.index_scorer,
             "target_precision": self.target_precision,
             "target_recall": self.target_recall,
             "evaluation": self.evaluation,
@@ -198,7 +239,12 @@ def load_thresholds(path: str | os.PathLike) -> QueryThresholds:
             raise ThresholdsError('"per_label" must map labels to {"accept": [...], "reject": [...]}')
         return QueryThresholds(
             *_pair(data),
-            per_label={str(k): QueryThresholds(*_pair(v, f"per_label.{k}.")) for k, v in labels.items()},
+            per_label={
+                str(k): QueryThresholds(*_pair(v, f"per_label.{k}."), index_reject=v.get("index_reject"))
+                for k, v in labels.items()
+            },
+            index_reject=data.get("index_reject"),
+            index_scorer=data.get("index_scorer"),
             model_sha=data.get("model_sha"),
             target_precision=data.get("target_precision"),
             target_recall=data.get("target_recall"),

@@ -23,6 +23,14 @@ on all candidates serve labels the samples do not hold):
   so far still leaves recall at the target, again with the Wilson margin.
   Without enough positives to show that, the exit rejects nothing.
 
+Before the exits, the index stage (``index_stage``) may reject on the score
+the ingest model stored with each candidate (:mod:`query.thresholds`): it
+costs nothing at query time, not even a crop read. It gets a share
+(``index_recall_share``) of the recall the target allows to lose, so the
+exits keep the rest; it never accepts (the ingest exits are too cheap to be
+trusted with the answer, and their accepts cost precision on look-alike
+labels such as van and car).
+
 One part of the samples fits, the other (``holdout``) measures precision,
 recall and the GT-call rate the thresholds reach.
 """
@@ -30,7 +38,8 @@ recall and the GT-call rate the thresholds reach.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,9 +50,12 @@ from tqdm.auto import tqdm
 from mxn.calibration import fit_threshold, wilson_lower_bound
 from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from query.thresholds import QueryThresholds
+from query.thresholds import QueryThresholds, index_scorer_of
 from storage.crops import decode_crop
 from storage.store import Store
+
+#: The share of the allowed recall loss that the index stage may spend (the exits keep the rest).
+DEFAULT_INDEX_RECALL_SHARE = 0.3
 
 #: Target precisions drawn on the trade-off curve.
 CURVE_TARGETS = (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
@@ -61,13 +73,26 @@ class TuningSamples:
     labels: np.ndarray  # (N,) the label each cluster is indexed under
     scores: np.ndarray  # (exits, N) the query MXN's probability of that label
     positive: np.ndarray  # (N,) bool: the GT-CNN's top-1 is that label
+    index_scores: np.ndarray | None = None  # (N,) the index's stored score (NaN: none), or no index stage
+    index_scorer: str | None = None  # who wrote index_scores (query.thresholds.index_scorer_of)
+
+    def __post_init__(self) -> None:
+        if self.index_scores is not None and self.index_scores.shape != self.positive.shape:
+            raise ValueError(
+                f"index_scores has shape {self.index_scores.shape}, expected {self.positive.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.cluster_ids)
 
     def subset(self, index: np.ndarray) -> TuningSamples:
         return TuningSamples(
-            self.cluster_ids[index], self.labels[index], self.scores[:, index], self.positive[index]
+            self.cluster_ids[index],
+            self.labels[index],
+            self.scores[:, index],
+            self.positive[index],
+            self.index_scores[index] if self.index_scores is not None else None,
+            self.index_scorer,
         )
 
 
@@ -79,7 +104,12 @@ def collect_samples(
     batch_size: int = 64,
     progress: bool = False,
 ) -> TuningSamples:
-    """Every candidate cluster of every label both models know, run through both models."""
+    """Every candidate cluster of every label both models know, run through both models.
+
+    The index scores are kept for the candidates of the scorer most of them
+    share (an index of one ingest model and settings: all of them); the
+    others' scores mean something else and read as NaN.
+    """
     labels = [
         lab for lab in store.labels(mode=index_mode) if lab in query_model.classes and lab in gt_model.classes
     ]
@@ -90,7 +120,8 @@ def collect_samples(
         )
     q_engine, gt_engine = query_model.engine(batch_size), gt_model.engine(batch_size)
     last = gt_model.spec.num_exits - 1
-    ids, names, scores, positive = [], [], [], []
+    scorer_of_run = {r.id: index_scorer_of(r) for r in store.runs()}
+    ids, names, scores, positive, index_scores, scorers = [], [], [], [], [], []
     for label in tqdm(labels, desc="tuning samples", unit="label", disable=not progress):
         clusters = store.clusters(label, mode=index_mode)
         crops = [decode_crop(c.representative_crop) for c in clusters]
@@ -101,8 +132,20 @@ def collect_samples(
         names += [label] * len(clusters)
         scores.append(np.stack([o[:, q] for o in outputs]))
         positive.append(truth.argmax(axis=1) == gt_model.classes.index(label))
+        index_scores += [
+            np.nan if c.representative_score is None else c.representative_score for c in clusters
+        ]
+        scorers += [scorer_of_run.get(c.run_id) for c in clusters]
+    found = Counter(s for s, score in zip(scorers, index_scores, strict=True) if s and np.isfinite(score))
+    scorer = found.most_common(1)[0][0] if found else None
+    index = np.array([v if s == scorer else np.nan for s, v in zip(scorers, index_scores, strict=True)])
     return TuningSamples(
-        np.array(ids, np.int64), np.array(names), np.concatenate(scores, axis=1), np.concatenate(positive)
+        np.array(ids, np.int64),
+        np.array(names),
+        np.concatenate(scores, axis=1),
+        np.concatenate(positive),
+        index.astype(np.float64),
+        scorer,
     )
 
 
@@ -151,13 +194,28 @@ def fit_thresholds(
     confidence: float = 0.95,
     allow_reject: bool = True,
     pooled_precision: bool = True,
+    index_stage: bool = True,
+    index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> QueryThresholds:
-    """Accept and reject thresholds per exit, fitted as a cascade (see the module docstring)."""
+    """Accept and reject thresholds per exit, fitted as a cascade (see the module docstring).
+
+    With ``index_stage`` (and ``allow_reject``) and index scores in
+    ``samples``, the index stage first rejects what it can while losing at
+    most ``index_recall_share`` of the recall the target allows to lose.
+    """
     if not 0 < target_precision <= 1 or not 0 < target_recall <= 1:
         raise ValueError("target precision and recall must lie in (0, 1]")
+    if not 0 <= index_recall_share <= 1:
+        raise ValueError(f"index_recall_share must lie in [0, 1], got {index_recall_share}")
     scores, positive = samples.scores, samples.positive
     remaining = np.ones(len(samples), bool)
     lost, positives = 0, int(positive.sum())
+    index_reject = None
+    if index_stage and allow_reject and samples.index_scores is not None and index_recall_share > 0:
+        index_reject, rejected = _fit_index_stage(samples.index_scores, positive, target_recall,
+                                                  index_recall_share, confidence)  # fmt: skip
+        lost += int((rejected & positive).sum())
+        remaining &= ~rejected
     right_so_far = accepted_so_far = 0
     accept: list[float | None] = []
     reject: list[float | None] = []
@@ -182,7 +240,19 @@ def fit_thresholds(
         accept.append(a)
         reject.append(r)
     return QueryThresholds(tuple(accept), tuple(reject), target_precision=target_precision,
-                           target_recall=target_recall)  # fmt: skip
+                           target_recall=target_recall, index_reject=index_reject)  # fmt: skip
+
+
+def _fit_index_stage(
+    index_scores: np.ndarray, positive: np.ndarray, target_recall: float, share: float, confidence: float
+) -> tuple[float | None, np.ndarray]:
+    """The index stage's reject threshold and what it rejects, within its share of the recall loss."""
+    scored = np.isfinite(index_scores)
+    stage_recall = 1 - (1 - target_recall) * share
+    r = fit_reject(index_scores[scored], positive[scored], 0, int(positive.sum()), stage_recall, confidence)
+    if r is None or r <= 0.0:
+        return None, np.zeros_like(positive)
+    return r, scored & (np.nan_to_num(index_scores, nan=np.inf) <= r)
 
 
 def fit_per_label(
@@ -192,19 +262,22 @@ def fit_per_label(
     confidence: float = 0.95,
     allow_reject: bool = True,
     pooled_precision: bool = True,
+    index_stage: bool = True,
+    index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> QueryThresholds:
     """Shared thresholds fitted on every candidate, and each label's own fitted on its candidates."""
 
     fit = partial(fit_thresholds, target_precision=target_precision, target_recall=target_recall,
-                  confidence=confidence, allow_reject=allow_reject,
-                  pooled_precision=pooled_precision)  # fmt: skip
+                  confidence=confidence, allow_reject=allow_reject, pooled_precision=pooled_precision,
+                  index_stage=index_stage, index_recall_share=index_recall_share)  # fmt: skip
     shared = fit(samples)
     own = {}
     for label in np.unique(samples.labels):
         fitted = fit(samples.subset(np.flatnonzero(samples.labels == label)))
-        own[str(label)] = QueryThresholds(fitted.accept, fitted.reject)
+        own[str(label)] = QueryThresholds(fitted.accept, fitted.reject, index_reject=fitted.index_reject)
     return QueryThresholds(shared.accept, shared.reject, target_precision=target_precision,
-                           target_recall=target_recall, per_label=own)  # fmt: skip
+                           target_recall=target_recall, per_label=own,
+                           index_reject=shared.index_reject)  # fmt: skip
 
 
 def evaluate(thresholds: QueryThresholds, samples: TuningSamples) -> dict[str, Any]:
@@ -214,13 +287,22 @@ def evaluate(thresholds: QueryThresholds, samples: TuningSamples) -> dict[str, A
     (:meth:`QueryThresholds.for_label`). Precision and recall are of the final
     verdicts against the GT-CNN's, so Focus mode (no exit decides) scores 1.0
     and 1.0 at a GT-call rate of 1. ``per_label`` holds the same figures per label.
+    The index stage rejects first where the samples hold index scores of
+    the scorer the thresholds name (``decided_by_index``).
     """
     n, exits = len(samples), samples.scores.shape[0]
     remaining = np.ones(n, bool)
     accepted = np.zeros(n, bool)
     decided = np.zeros(exits, np.int64)
+    by_index = 0
+    index_scores = samples.index_scores
+    if index_scores is None or thresholds.index_scorer not in (None, samples.index_scorer):
+        index_scores = np.full(n, np.nan)
     for label in np.unique(samples.labels):
         t, group = thresholds.for_label(str(label)), samples.labels == label
+        no = remaining & group & t.index_rejects(index_scores)
+        by_index += int(no.sum())
+        remaining &= ~no
         for i, s in enumerate(samples.scores):
             yes, no = t.outcomes(i, s)
             yes, no = remaining & group & yes, remaining & group & no & ~yes
@@ -228,7 +310,10 @@ def evaluate(thresholds: QueryThresholds, samples: TuningSamples) -> dict[str, A
             decided[i] += int(yes.sum() + no.sum())
             remaining &= ~(yes | no)
     accepted |= remaining & samples.positive  # the GT-CNN's verdict on the undecided
-    figures = _figures(accepted, remaining, samples.positive) | {"decided_per_exit": decided.tolist()}
+    figures = _figures(accepted, remaining, samples.positive) | {
+        "decided_per_exit": decided.tolist(),
+        "decided_by_index": by_index,
+    }
     figures["per_label"] = {
         str(label): _figures(accepted[g], remaining[g], samples.positive[g])
         for label in np.unique(samples.labels)
@@ -280,12 +365,15 @@ def tune(
     curve_targets: tuple[float, ...] = CURVE_TARGETS,
     per_label: bool = True,
     pooled_precision: bool = True,
+    index_stage: bool = True,
+    index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> TuningResult:
     """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve.
 
     ``per_label`` fits every label's thresholds on its own candidates
     (:func:`fit_per_label`); otherwise one set serves every label.
-    ``pooled_precision``: see the module docstring.
+    ``pooled_precision``, ``index_stage``, ``index_recall_share``: see the
+    module docstring and :func:`fit_thresholds`.
     """
     if len(samples) < 4:
         raise TuningError(f"{len(samples)} candidate clusters are too few to tune on; ingest more video")
@@ -294,19 +382,21 @@ def tune(
 
     def fitted(precision: float) -> QueryThresholds:
         fit = fit_per_label if per_label else fit_thresholds
-        return fit(fit_part, precision, target_recall, confidence, allow_reject, pooled_precision)
+        return fit(fit_part, precision, target_recall, confidence, allow_reject, pooled_precision,
+                   index_stage, index_recall_share)  # fmt: skip
 
-    chosen = fitted(target_precision)
+    chosen = _scored(fitted(target_precision), samples)
     held_out = evaluate(chosen, held)
     curve = []
     for target in sorted({*curve_targets, target_precision}):
         t = fitted(target)
-        curve.append({"target_precision": target, "accept": list(t.accept), "reject": list(t.reject)}
-                     | evaluate(t, held))  # fmt: skip
+        curve.append({"target_precision": target, **t.decisions()} | evaluate(_scored(t, held), held))
     thresholds = QueryThresholds(
         chosen.accept,
         chosen.reject,
         per_label=chosen.per_label,
+        index_reject=chosen.index_reject,
+        index_scorer=chosen.index_scorer,
         model_sha=model_sha(query_model) if query_model is not None else None,
         target_precision=target_precision,
         target_recall=target_recall,
@@ -316,10 +406,19 @@ def tune(
             "seed": seed,
             "confidence": confidence,
             "pooled_precision": pooled_precision,
+            "index_recall_share": index_recall_share if chosen.index_scorer is not None else None,
             "samples": len(samples),
         },
     )
     return TuningResult(thresholds, evaluate(chosen, fit_part), held_out, curve)
+
+
+def _scored(thresholds: QueryThresholds, samples: TuningSamples) -> QueryThresholds:
+    """``thresholds`` bound to the scorer of ``samples``' index scores, where any of them rejects."""
+    rejects = thresholds.index_reject is not None or any(
+        t.index_reject is not None for t in thresholds.per_label.values()
+    )
+    return replace(thresholds, index_scorer=samples.index_scorer) if rejects else thresholds
 
 
 def plot_tradeoff(result: TuningResult, path: str | os.PathLike) -> Path:

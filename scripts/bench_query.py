@@ -299,6 +299,7 @@ def run_record(result: QueryResult, others_share: float | None) -> dict[str, Any
         "accepted": s.accepted,
         "decided": s.candidates - s.gt_decided if result.mode == "mxn" else 0,
         "decided_per_exit": {str(k): v for k, v in sorted(s.decided_per_exit.items())},
+        "decided_by_index": s.decided_by_index,
         "miss_rate": s.miss_rate,
         "gt_calls": s.gt_calls,
         "mxn_calls": s.mxn_calls,
@@ -391,6 +392,7 @@ def aggregate(per_label: dict[str, dict[str, Any]], mode: str) -> dict[str, Any]
         "candidates": candidates,
         "decided": total("decided"),
         "decided_share": total("decided") / candidates if candidates else None,
+        "decided_by_index": total("decided_by_index"),
         "gt_calls": total("gt_calls"),
         "mxn_calls": total("mxn_calls"),
         "objects_checked": total("objects_checked"),
@@ -488,11 +490,14 @@ def cost_model(
     return out
 
 
-def speedup_bounds(costs: dict[str, Any], miss_rate: float | None, name: str) -> dict[str, float | None]:
-    """The model-stage speed-up the exits allow: focus pays D + G per candidate, mxn D + e + m G.
+def speedup_bounds(
+    costs: dict[str, Any], miss_rate: float | None, name: str, index_share: float = 0.0
+) -> dict[str, float | None]:
+    """The model-stage speed-up the exits allow: focus pays D + G per candidate, mxn (1 - i)(D + e) + m G.
 
     D: decode (once: the GT-CNN reuses the decoded crops), G: GT-CNN, e: the
-    cascade, m: the miss rate. ``at_measured_miss_rate`` is the bound at the
+    cascade, m: the miss rate, i: the share the index stage rejected (no
+    crop decoded, no cascade). ``at_measured_miss_rate`` is the bound at the
     measured m; ``if_all_decided`` at m = 0 with this cascade;
     ``if_all_decided_at_exit_0`` the ceiling of any thresholds.
     """
@@ -504,11 +509,16 @@ def speedup_bounds(costs: dict[str, Any], miss_rate: float | None, name: str) ->
         return {"at_measured_miss_rate": 1.0, "if_all_decided": None,
                 "if_all_decided_at_exit_0": (d + g) / (d + e0), "gt_over_cascade": None}  # fmt: skip
     return {
-        "at_measured_miss_rate": (d + g) / (d + e + miss_rate * g),
+        "at_measured_miss_rate": (d + g) / ((1 - index_share) * (d + e) + miss_rate * g),
         "if_all_decided": (d + g) / (d + e),
         "if_all_decided_at_exit_0": (d + g) / (d + e0),
         "gt_over_cascade": g / e,
     }
+
+
+def index_share(mode: dict[str, Any]) -> float:
+    """The share of a mode's candidates the index stage rejected."""
+    return mode["decided_by_index"] / mode["candidates"] if mode["candidates"] else 0.0
 
 
 # -- one preset -----------------------------------------------------------------------------------------
@@ -604,7 +614,9 @@ def bench_preset(name: str, settings: Settings, models: dict[str, MXNModel], tmp
         )  # fmt: skip
     result = summarise(name, labels, per_label, recall, purity)
     result["bounds"] = {
-        "mxn": speedup_bounds(costs, result["modes"]["mxn"]["miss_rate"], "tuned"),
+        "mxn": speedup_bounds(
+            costs, result["modes"]["mxn"]["miss_rate"], "tuned", index_share(result["modes"]["mxn"])
+        ),
         "mxn_card": speedup_bounds(costs, result["modes"]["mxn_card"]["miss_rate"], "card"),
     }
     result["focus_matches_prediction"] = {

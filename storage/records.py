@@ -141,6 +141,9 @@ class ClusterRecord:
     representative_crop: bytes
     first_time: float
     last_time: float
+    #: the score the ingest model gave the representative for ``label`` when it indexed it
+    #: (``object_labels.score``); ``None`` where the index holds none
+    representative_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,13 +159,17 @@ class StoredObject:
     labels: dict[str, float]
 
 
+#: The ``exit`` of a verdict the index's own score decided, before any exit of the query MXN ran.
+INDEX_STAGE = -1
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A query's decision on one cluster (see :class:`storage.schema.QueryVerdict`)."""
 
     cluster_id: int
     outcome: str  # "accept" | "reject" | "undecided"
-    exit: int | None  # the MXN exit that decided; None for the GT-CNN or when undecided
+    exit: int | None  # the MXN exit that decided (INDEX_STAGE: the index's score); None: GT-CNN, undecided
     score: float  # the decider's probability of the label
 
 

@@ -377,6 +377,7 @@ def _cluster_record(row: Row) -> ClusterRecord:
         representative_crop=bytes(row.representative_crop),
         first_time=row.first_time,
         last_time=row.last_time,
+        representative_score=row.representative_score,
     )
 
 
@@ -921,15 +922,23 @@ class Store:
     ) -> list[ClusterRecord]:
         """The clusters of ``label`` whose [first_time, last_time] overlaps [start, end], by id.
 
+        Each comes with its representative's stored score for ``label``
+        (``representative_score``), which a query may use before any CNN runs.
+
         ``crops=False`` leaves ``representative_crop`` empty (``b""``): a query's
         candidate lookup, which fetches crops (:meth:`cluster_crops`) only for
         the clusters a CNN must see, not for those its verdict cache answers.
         """
         crop = CLUSTERS.c.representative_crop if crops else literal(b"").label("representative_crop")
         columns = [crop if c.name == "representative_crop" else c for c in CLUSTERS.c]
+        score = LABELS.c.score.label("representative_score")
         stmt = (
-            select(*columns)
+            select(*columns, score)
             .join(RUNS, RUNS.c.id == CLUSTERS.c.run_id)
+            .outerjoin(
+                LABELS,
+                (LABELS.c.object_id == CLUSTERS.c.representative_object_id) & (LABELS.c.label == label),
+            )
             .where(CLUSTERS.c.label == label, *_visible(mode))
             .order_by(CLUSTERS.c.id)
         )

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -23,8 +24,8 @@ from mxn.world.video import render_clip
 from query.accuracy import precision_recall
 from query.engine import QueryEngine, QueryError
 from query.result import merge_segments
-from query.thresholds import QueryThresholds, ThresholdsError, load_thresholds
-from query.tuning import TuningSamples, evaluate, fit_thresholds, tune
+from query.thresholds import QueryThresholds, ThresholdsError, index_scorer_of, load_thresholds
+from query.tuning import TuningSamples, collect_samples, evaluate, fit_thresholds, tune
 from storage.store import Store
 
 SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
@@ -148,6 +149,30 @@ def test_thresholds_at_one_reproduce_focus_mode_exactly(db, models):
             hits = [(h.object_id, h.cluster_id) for v in mxn.videos for h in v.hits]
             assert hits == [(h.object_id, h.cluster_id) for v in focus.videos for h in v.hits]
             assert all(h.decided_by == "gt-cnn" for v in mxn.videos for h in v.hits)
+
+
+def test_the_index_stage_rejects_by_the_stored_score_with_no_model_run(db, models):
+    with Store(db) as store:
+        clusters = store.clusters("car", crops=False)
+        for c in clusters:  # each candidate carries its representative's stored score for the label
+            [rep] = [o for o in store.cluster_members(c.id) if o.id == c.representative_object_id]
+            assert c.representative_score == pytest.approx(rep.labels["car"])
+        scores = sorted(c.representative_score for c in clusters)
+        cut = scores[len(scores) // 2]
+        low = {c.id for c in clusters if c.representative_score <= cut}
+        scorer = index_scorer_of(next(r for r in store.runs() if r.id == clusters[0].run_id))
+        never = QueryThresholds.never(5)
+        for wanted in (scorer, None):
+            t = replace(never, index_reject=cut, index_scorer=wanted)
+            result = engine(store, models, thresholds=t, use_cache=False).run("car")
+            assert result.stats.decided_by_index == len(low) > 0
+            assert result.stats.mxn_calls == 0  # no exit decides: only the GT-CNN ran, on the rest
+            assert result.stats.gt_calls == len(clusters) - len(low)
+            assert not low & {h.cluster_id for v in result.videos for h in v.hits}
+        # scores written by another ingest model or settings are not this threshold's to judge
+        other = replace(never, index_reject=cut, index_scorer="mxn:0000:exits=0:top9")
+        result = engine(store, models, thresholds=other, use_cache=False).run("car")
+        assert result.stats.decided_by_index == 0 and result.stats.gt_calls == len(clusters)
 
 
 def test_a_query_reads_and_decodes_each_candidates_crop_once(db, models, monkeypatch):
@@ -274,6 +299,7 @@ HEADER = '{"format": "mxn-query-thresholds", "format_version": 1, '
         ('{"format": "something else"}', "not an mxn query thresholds file"),
         (HEADER + '"accept": [0.9, 2], "reject": [null, null]}', r"accept\[1\] must be a probability"),
         (HEADER + '"accept": [0.9], "reject": [null]}', "thresholds for 1 exits, but the query model has 5"),
+        (HEADER + '"accept": [null], "reject": [null], "index_reject": "x"}', "index_reject"),
     ],
 )  # fmt: skip
 def test_bad_thresholds_files_get_a_clear_error(db, tmp_path, content, message):
@@ -289,7 +315,7 @@ def test_cli_unknown_label_fails_and_lists_the_labels(db):
     assert result.exit_code == 1 and "the index knows:" in result.output and "car" in result.output
 
 
-def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
+def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     out, plot, js = tmp_path / "t.json", tmp_path / "curve.png", tmp_path / "tune.json"
     args = ["tune", "query", "--db", db, "--out", str(out), "--plot", str(plot), "--json", str(js), "--quiet"]
     result = CliRunner().invoke(main, args)
@@ -305,6 +331,20 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
     )
     assert cv2.imread(str(plot)) is not None
     assert thresholds.evaluation["pooled_precision"] is True
+    # the tuner sees the index's stored scores, and whose they are; --no-index-stage leaves them out
+    with Store(db) as store:
+        samples = collect_samples(store, models["gt"], models["query"])
+        assert samples.index_scorer == index_scorer_of(next(r for r in store.runs() if r.mode == "mxn"))
+        by_id = {c.id: c.representative_score for label in store.labels() for c in store.clusters(label)}
+        assert samples.index_scores == pytest.approx([by_id[i] for i in samples.cluster_ids])
+    plain = tmp_path / "plain.json"
+    off = CliRunner().invoke(
+        main, ["tune", "query", "--db", db, "--out", str(plain), "--no-index-stage", "--quiet"]
+    )
+    assert off.exit_code == 0, off.output
+    assert load_thresholds(plain).index_scorer is None and load_thresholds(plain).index_reject is None
+    bad = CliRunner().invoke(main, ["tune", "query", "--db", db, "--index-share", "2", "--quiet"])
+    assert bad.exit_code == 2 and "--index-share" in bad.output
     per_exit = tmp_path / "per-exit.json"
     alone = CliRunner().invoke(
         main, ["tune", "query", "--db", db, "--out", str(per_exit), "--per-exit", "--quiet"]
@@ -317,19 +357,28 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, tmp_path):
     data = thresholds.to_dict() | {"model_sha": "0" * 64}
     out.write_text(json.dumps(data))
     with pytest.raises(ThresholdsError, match="tuned for another query model"), Store(db) as store:
-        models = {n: load_default_model(n) for n in ("gt", "query")}
         engine(store, models, thresholds=load_thresholds(out))
 
 
 # -- pure pieces ----------------------------------------------------------------------------------
 
 
-def synthetic_samples(n: int, seed: int, label: str = "bus", noise=(0.35, 0.15)) -> TuningSamples:
-    """Two exits; the deeper one separates positives from negatives better (less ``noise``)."""
+def synthetic_samples(
+    n: int, seed: int, label: str = "bus", noise=(0.35, 0.15), index_noise: float | None = None
+) -> TuningSamples:
+    """Two exits; the deeper one separates positives from negatives better (less ``noise``).
+
+    With ``index_noise``, index scores too (as the ingest model would have stored them).
+    """
     rng = np.random.default_rng(seed)
     positive = rng.random(n) < 0.4
-    scores = np.stack([np.clip(np.where(positive, 0.8, 0.2) + rng.normal(0, s, n), 0, 1) for s in noise])
-    return TuningSamples(np.arange(n), np.array([label] * n), scores, positive)
+
+    def score(s: float) -> np.ndarray:
+        return np.clip(np.where(positive, 0.8, 0.2) + rng.normal(0, s, n), 0, 1)
+
+    scores = np.stack([score(s) for s in noise])
+    index = score(index_noise) if index_noise is not None else None
+    return TuningSamples(np.arange(n), np.array([label] * n), scores, positive, index, "mxn:test")
 
 
 def joined(*parts: TuningSamples) -> TuningSamples:
@@ -339,6 +388,33 @@ def joined(*parts: TuningSamples) -> TuningSamples:
         np.concatenate([p.scores for p in parts], axis=1),
         np.concatenate([p.positive for p in parts]),
     )
+
+
+def test_the_index_stage_rejects_for_free_within_its_share_of_the_recall_budget(tmp_path):
+    samples = synthetic_samples(8000, seed=7, index_noise=0.2)
+    with_index = tune(samples, curve_targets=())
+    without = tune(samples, index_stage=False, curve_targets=())
+    t, held = with_index.thresholds, with_index.held_out
+    assert t.index_reject is not None and t.per_label["bus"].index_reject is not None
+    assert t.index_scorer == "mxn:test" and t.evaluation["index_recall_share"] == 0.3
+    assert held["decided_by_index"] > 0.2 * held["candidates"]
+    assert held["recall"] >= 0.99 and held["precision"] >= 0.99
+    # what the index rejected for free, the exits or the GT-CNN paid for before
+    assert sum(held["decided_per_exit"]) < sum(without.held_out["decided_per_exit"])
+    assert without.thresholds.index_reject is None and without.held_out["decided_by_index"] == 0
+    # no share of the budget, no index stage; scores of another scorer are not used
+    assert fit_thresholds(samples, index_recall_share=0).index_reject is None
+    other = TuningSamples(*[getattr(samples, f) for f in ("cluster_ids", "labels", "scores", "positive")],
+                          samples.index_scores, "mxn:another")  # fmt: skip
+    assert evaluate(t, other)["decided_by_index"] == 0
+    # no index scores at all (an index without them): the exits alone, as before
+    assert fit_thresholds(synthetic_samples(8000, seed=7)).index_reject is None
+    # the file keeps the index stage; thresholds without one keep the key they always had
+    again = load_thresholds(t.save(tmp_path / "t.json"))
+    assert again == t and again.key() == t.key()
+    plain = without.thresholds
+    assert plain.key() == QueryThresholds(plain.accept, plain.reject, per_label=plain.per_label).key()
+    assert "index_reject" not in plain.decisions() and plain.to_dict()["index_scorer"] is None
 
 
 def test_per_label_thresholds_keep_a_hard_labels_recall(tmp_path):
