@@ -308,6 +308,7 @@ def query_row(result: QueryResult) -> dict[str, Any]:
     return {
         "label": result.label,
         "candidates": s.candidates,
+        "decided_by_index": s.decided_by_index,
         "decided_by_exits": sum(s.decided_per_exit.values()),
         "decided_per_exit": {str(k): v for k, v in sorted(s.decided_per_exit.items())},
         "gt_decided": s.gt_decided,

@@ -108,6 +108,7 @@ def _cost(result: QueryResult) -> list[p.Markup]:
             p.count("candidates", "candidate clusters", s.candidates),
             p.count("accepted", "accepted", s.accepted),
             p.count("rejected", "rejected", s.rejected),
+            p.count("index_decided", "rejected by the index score", s.decided_by_index),
             p.count("exit_decided", "decided by MXN exits", by_exits),
             p.count("gt_decided", "decided by the GT-CNN", s.gt_decided),
             p.pct("miss_rate", "miss rate (to the GT-CNN)", s.miss_rate),
@@ -116,8 +117,11 @@ def _cost(result: QueryResult) -> list[p.Markup]:
             p.count("cached", "cached verdicts", s.cached),
         ]
         exits = range(max(s.decided_per_exit, default=-1) + 1)
-        names = [f"exit {i}" for i in exits] + ["GT-CNN"]
-        decided = [s.decided_per_exit.get(i, 0) for i in exits] + [s.gt_decided]
+        index = ["index score"] if s.decided_by_index else []
+        names = index + [f"exit {i}" for i in exits] + ["GT-CNN"]
+        decided = (
+            [s.decided_by_index] * len(index) + [s.decided_per_exit.get(i, 0) for i in exits] + [s.gt_decided]
+        )
         chart = [bar_chart(names, {"candidates decided": decided}, "Who decided the candidates", "clusters")]
     figs += [
         p.seconds("seconds", "query seconds", s.seconds),

@@ -47,7 +47,7 @@ def test_demo_tells_the_whole_story_with_sane_figures(demo):
     labels = [q["label"] for q in data["queries"]]
     assert labels and set(labels) <= set(data["plan"]["labels"]) and "car" in labels
     for q in data["queries"]:
-        assert q["decided_by_exits"] + q["gt_decided"] == q["candidates"] > 0
+        assert q["decided_by_index"] + q["decided_by_exits"] + q["gt_decided"] == q["candidates"] > 0
         assert q["gt_calls"] == q["gt_decided"]  # a fresh database: nothing cached
         assert 0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1
         assert q["frames"] <= data["clip"]["frames"] and q["segments"] <= q["frames"]

@@ -173,6 +173,7 @@ def test_query_report_shows_timeline_sheet_cost_and_accuracy(indexed, car, tmp_p
     s = car.stats
     figures = {"candidates": s.candidates, "accepted": s.accepted, "rejected": s.rejected,
                "exit_decided": sum(s.decided_per_exit.values()), "gt_decided": s.gt_decided,
+               "index_decided": s.decided_by_index,
                "gt_calls": s.gt_calls, "mxn_calls": s.mxn_calls, "cached": s.cached, "hits": car.hits,
                "frames": sum(len(v.frames) for v in car.videos),
                "segments": sum(len(v.segments) for v in car.videos)}  # fmt: skip
