@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -52,6 +53,12 @@ def models():
     return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
 
 
+#: What a worker's CNN may differ by in a float: TensorFlow picks kernels and reduction order per
+#: process (threads, CPU features), so the same crop can score 0.0042682416 in one and 0.0042682434 in
+#: another. Which objects, boxes, labels and members there are must match exactly.
+FLOAT_NOISE = 1e-5
+
+
 def objects_of(store: Store) -> list[tuple]:
     return sorted((o.frame, o.box, tuple(sorted(o.labels.items()))) for o in store.objects())
 
@@ -61,8 +68,28 @@ def clusters_of(store: Store) -> list[tuple]:
     for label in store.labels():
         for c in store.clusters(label):
             members = tuple(sorted((m.frame, m.box) for m in store.cluster_members(c.id)))
-            out.append((label, c.size, c.first_time, c.last_time, c.centroid.tobytes(), members))
-    return sorted(out)
+            out.append((label, c.size, c.first_time, c.last_time, members, c.centroid))
+    return sorted(out, key=lambda c: c[:5])
+
+
+def assert_same_objects(got: list[tuple], want: list[tuple]) -> None:
+    """The same objects with the same labels; their scores equal up to :data:`FLOAT_NOISE`."""
+
+    def names(objects: list[tuple]) -> list[tuple]:
+        return [(frame, box, [k for k, _ in labels]) for frame, box, labels in objects]
+
+    def scores(objects: list[tuple]) -> list[float]:
+        return [v for _, _, labels in objects for _, v in labels]
+
+    assert names(got) == names(want)
+    np.testing.assert_allclose(scores(got), scores(want), rtol=0, atol=FLOAT_NOISE)
+
+
+def assert_same_clusters(got: list[tuple], want: list[tuple]) -> None:
+    """The same clusters with the same members; their centroids equal up to :data:`FLOAT_NOISE`."""
+    assert [c[:5] for c in got] == [c[:5] for c in want]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a[5], b[5], rtol=0, atol=FLOAT_NOISE)
 
 
 def answers_of(store: Store, models) -> dict:
@@ -94,14 +121,14 @@ def test_ranges_find_every_object_of_one_pass_and_merge_their_clusters(tmp_path,
     with Store(f"sqlite:///{tmp_path / 'whole.db'}") as store:
         [whole] = ingest_videos([clip], store, models["ingest"], WHOLE, progress=False)
         assert whole.stats["ranges"] == 1 and whole.stats["clusters_merged"] == 0
-        assert objects_of(store) == single["objects"]  # nothing at a seam lost or found twice
-        whole_members = {(c[0], m) for c in clusters_of(store) for m in c[5]}
+        assert_same_objects(objects_of(store), single["objects"])  # nothing at a seam lost or found twice
+        whole_members = {(c[0], m) for c in clusters_of(store) for m in c[4]}
     stats = single["result"].stats
     assert stats["ranges"] == 3 and stats["frames"] == 120 and stats["objects"] == len(single["objects"])
     assert stats["clusters_merged"] > 0, "the ranges of one scene must share some clusters"
     assert stats["clusters"] == len(single["clusters"])
     # every (object, label) pair is in exactly one merged cluster, as in the single pass
-    members = [(c[0], m) for c in single["clusters"] for m in c[5]]
+    members = [(c[0], m) for c in single["clusters"] for m in c[4]]
     assert len(members) == len(set(members)) and set(members) == whole_members
 
 
@@ -143,8 +170,8 @@ def test_two_workers_on_postgresql_build_the_single_process_index(postgres_db, c
         again = runner.ingest([clip])  # already indexed: no task runs
         assert again[0].status == "skipped"
     with Store(postgres_db) as store:
-        assert objects_of(store) == single["objects"]
-        assert clusters_of(store) == single["clusters"]
+        assert_same_objects(objects_of(store), single["objects"])
+        assert_same_clusters(clusters_of(store), single["clusters"])
         assert answers_of(store, models) == single["answers"]
         [run] = store.runs()
         assert {r.status for r in store.ranges(run.id)} == {"done"}
@@ -195,8 +222,8 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(postgres_db, clip, mo
     with Store(postgres_db) as store:
         [run] = store.runs()
         assert max(r.attempts for r in store.ranges(run.id)) == 2  # the killed range was taken over once
-        assert objects_of(store) == single["objects"]
-        assert clusters_of(store) == single["clusters"]
+        assert_same_objects(objects_of(store), single["objects"])
+        assert_same_clusters(clusters_of(store), single["clusters"])
     assert result.stats["range_attempts"] == 4
 
 
@@ -224,8 +251,8 @@ def test_a_killed_client_resumes_its_ranges(tmp_path, clip, models, single):
         ]
         result = VideoIngest(store, models["ingest"], RANGED, progress=False).ingest(str(clip))
         assert result.status == "done" and result.resumed_from == 60
-        assert objects_of(store) == single["objects"]
-        assert clusters_of(store) == single["clusters"]
+        assert_same_objects(objects_of(store), single["objects"])
+        assert_same_clusters(clusters_of(store), single["clusters"])
 
 
 def test_cli_workers_and_a_bad_video(tmp_path, clip, single):
@@ -238,7 +265,7 @@ def test_cli_workers_and_a_bad_video(tmp_path, clip, single):
     assert out.exit_code == 1, out.output
     assert "1 of 2 videos failed" in out.output and "broken.mp4" in out.output
     with Store(db) as store:
-        assert objects_of(store) == single["objects"]
+        assert_same_objects(objects_of(store), single["objects"])
     both = CliRunner().invoke(main, ["ingest", str(clip), "--workers", "1", "--scheduler", "tcp://x:1"])
     assert both.exit_code == 2 and "not both" in both.output
 
@@ -254,5 +281,5 @@ def test_cli_on_an_existing_scheduler(tmp_path, clip, single):
     assert out.exit_code == 0, out.output
     assert "3 ranges" in out.output
     with Store(db) as store:
-        assert objects_of(store) == single["objects"]
-        assert clusters_of(store) == single["clusters"]
+        assert_same_objects(objects_of(store), single["objects"])
+        assert_same_clusters(clusters_of(store), single["clusters"])
