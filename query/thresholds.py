@@ -78,6 +78,11 @@ def _check(values: Sequence[float | None], name: str) -> tuple[float | None, ...
     return tuple(out)
 
 
+def _reject_limit(r: float | None) -> float:
+    """A reject threshold as a number: ``-inf`` for ``None`` or 0.0, which never reject."""
+    return -np.inf if r is None or r <= 0.0 else r
+
+
 @dataclass(frozen=True)
 class QueryThresholds:
     """Per-exit accept and reject thresholds on the probability of the queried label.
@@ -141,13 +146,12 @@ class QueryThresholds:
     @property
     def reject_limits(self) -> np.ndarray:
         """Reject thresholds as numbers, ``-inf`` where an exit never rejects."""
-        return np.array([-np.inf if r is None or r <= 0.0 else r for r in self.reject], np.float64)
+        return np.array([_reject_limit(r) for r in self.reject], np.float64)
 
     @property
     def index_reject_limit(self) -> float:
         """The index stage's reject threshold as a number, ``-inf`` where it never rejects."""
-        r = self.index_reject
-        return -np.inf if r is None or r <= 0.0 else r
+        return _reject_limit(self.index_reject)
 
     def index_rejects(self, scores: np.ndarray) -> np.ndarray:
         """Mask of index scores the index stage rejects (NaN, i.e. no score: never)."""

@@ -252,7 +252,7 @@ def _fit_index_stage(
     r = fit_reject(index_scores[scored], positive[scored], 0, int(positive.sum()), stage_recall, confidence)
     if r is None or r <= 0.0:
         return None, np.zeros_like(positive)
-    return r, scored & (np.nan_to_num(index_scores, nan=np.inf) <= r)
+    return r, index_scores <= r  # NaN (no score) compares False: never rejected
 
 
 def fit_per_label(
