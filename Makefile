@@ -24,7 +24,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile   # two workers, one test file each at a time (module fixtures built once)
 
 bench: setup
 	$(BIN)/python scripts/bench_mxn.py --json out/bench_mxn.json
