@@ -753,6 +753,7 @@ def tune_query(
     pooled_precision: bool = True,
     index_stage: bool = True,
     index_share: float | None = None,
+    also: Sequence[str | os.PathLike | Store] = (),
 ) -> TuningResult:
     """Fit per-exit query thresholds on the index's own candidates (``mxn tune query``).
 
@@ -767,16 +768,21 @@ def tune_query(
     :data:`query.tuning.DEFAULT_INDEX_RECALL_SHARE`). Writes the thresholds
     to ``out`` (for :func:`query`'s ``thresholds``; ``None``: not written)
     and the trade-off curve to ``plot`` (``.png``).
-    ``gt`` and ``qmodel`` may be models already loaded. Too few candidates
-    raise :class:`query.tuning.TuningError`.
+    ``gt`` and ``qmodel`` may be models already loaded. ``also`` names
+    more indexes whose candidates join ``db``'s (other cameras' calibration
+    clips: a label few of one camera's candidates hold borrows the others').
+    Too few candidates raise :class:`query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
     _tensorflow()
-    from query.tuning import DEFAULT_INDEX_RECALL_SHARE, collect_samples, plot_tradeoff, tune
+    from query.tuning import DEFAULT_INDEX_RECALL_SHARE, TuningSamples, collect_samples, plot_tradeoff, tune
 
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
-    with _open_store(db) as store:
-        samples = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
+    parts = []
+    for source in (db, *also):
+        with _open_store(source) as store:
+            parts.append(collect_samples(store, gt_model, query_model, index or "mxn", progress=progress))
+    samples = TuningSamples.concat(parts)
     share = DEFAULT_INDEX_RECALL_SHARE if index_share is None else index_share
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,
                   per_label=per_label, pooled_precision=pooled_precision, index_stage=index_stage,

@@ -33,6 +33,12 @@ Examples:
   mxn tune query --out query-thresholds.json --plot query-tradeoff.png
 
   mxn tune query --target-precision 0.995 --target-recall 0.99 --db postgresql+psycopg://me@host/traffic
+
+  mxn tune query --db sqlite:///cam1.db --also-db sqlite:///cam2.db   # pool two cameras' candidates
+
+A camera whose calibration clip holds few candidates of a label (a quiet road's buses) cannot
+show 99% for them alone: tune on every camera's candidates together (one index of all the
+calibration clips, or --also-db), and each label's thresholds see them all.
 """
 
 _db = click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
@@ -190,6 +196,13 @@ def tune() -> None:
 
 @tune.command("query", epilog=EXAMPLES_TUNE)
 @_db
+@click.option(
+    "--also-db",
+    "also_db",
+    multiple=True,
+    metavar="URL",
+    help="Pool the candidates of this index too (repeatable): other cameras' calibration clips.",
+)
 @_gt
 @_qmodel
 @_index
@@ -241,6 +254,7 @@ def tune() -> None:
 @friendly_errors
 def tune_query(
     db: str | None,
+    also_db: tuple[str, ...],
     gt_path: str | None,
     qmodel: str | None,
     index_mode: str | None,
@@ -264,6 +278,7 @@ def tune_query(
 
     result = api.tune_query(
         db=db,
+        also=also_db,
         gt=gt_path,
         qmodel=qmodel,
         index=index_mode,

@@ -72,8 +72,10 @@ def find_videos(store: Store, video: str | None) -> list[VideoRecord]:
 
 #: Crops per batch of the query MXN's cascade. Each stage of each batch costs a fixed graph call,
 #: gather and copy, so the small network runs in larger batches than the GT-CNN: on the bundled
-#: query MXN, 0.40 ms per candidate at 64, 0.26 at 256 (running every exit at once: 0.29-0.32).
-CASCADE_BATCH = 256
+#: query MXN, 0.40 ms per candidate at 64, 0.26 at 256 (running every exit at once: 0.29-0.32);
+#: on a faster machine (2026-12-04), 0.104 at 256 and 0.088 at 1024 on 3,000 downtown truck
+#: candidates, and every downtown label's query 8% faster (docs/BENCHMARKS.md).
+CASCADE_BATCH = 1024
 
 #: Candidates decided together: their crops are read and decoded once for both CNNs, then dropped,
 #: so a query's memory does not grow with the index.

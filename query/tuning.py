@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -84,6 +85,40 @@ class TuningSamples:
 
     def __len__(self) -> int:
         return len(self.cluster_ids)
+
+    @classmethod
+    def concat(cls, parts: Sequence[TuningSamples]) -> TuningSamples:
+        """The samples of several indexes as one (calibration clips of several cameras, say).
+
+        Cluster ids keep their own index's numbering, so they may repeat.
+
+        Index scores stay only for the parts whose scorer is the one most
+        candidates share; the others' read as NaN, as :func:`collect_samples`
+        treats the runs of one index.
+        """
+        if not parts:
+            raise TuningError("no samples to join")
+        if len({p.scores.shape[0] for p in parts}) > 1:
+            raise TuningError("the samples come from query models with different numbers of exits")
+        count: Counter[str] = Counter()
+        for p in parts:
+            if p.index_scorer is not None and p.index_scores is not None:
+                count[p.index_scorer] += int(np.isfinite(p.index_scores).sum())
+        scorer = count.most_common(1)[0][0] if count else None
+
+        def index_scores(p: TuningSamples) -> np.ndarray:
+            if p.index_scorer != scorer or p.index_scores is None:
+                return np.full(len(p), np.nan)
+            return p.index_scores
+
+        return cls(
+            np.concatenate([p.cluster_ids for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.scores for p in parts], axis=1),
+            np.concatenate([p.positive for p in parts]),
+            np.concatenate([index_scores(p) for p in parts]) if scorer is not None else None,
+            scorer,
+        )
 
     def subset(self, index: np.ndarray) -> TuningSamples:
         return TuningSamples(

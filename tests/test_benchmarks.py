@@ -85,7 +85,8 @@ def test_bench_ingest(tmp_path):
 #: The per-preset keys docs/BENCHMARKS.md cites from scripts/bench_query.py.
 QUERY_KEYS = ("precision", "recall", "speedup_vs_focus", "speedup_vs_all", "gt_calls_mxn", "gt_calls_focus",
               "precision_focus", "recall_focus", "exit_decided_share", "index_recall",
-              "cluster_impurity")  # fmt: skip
+              "cluster_impurity", "precision_pooled", "recall_pooled", "speedup_vs_focus_pooled",
+              "gt_calls_mxn_pooled", "exit_decided_share_pooled")  # fmt: skip
 
 
 @pytest.mark.slow
@@ -100,6 +101,7 @@ def test_bench_query(tmp_path):
         assert preset["speedup_vs_focus"] > 0 and preset["speedup_vs_all"] > 0, name
         # the exits only ever spare GT-CNN calls; focus asks the GT-CNN about every candidate
         assert 0 <= preset["gt_calls_mxn"] <= preset["gt_calls_focus"] == preset["candidates"], name
+        assert 0 <= preset["gt_calls_mxn_pooled"] <= preset["candidates"], name
         # all mode re-crops every object from the video: it must reproduce the gt-all index
         assert preset["modes"]["all"]["precision_micro"] >= 0.99, name
         assert preset["modes"]["all"]["recall_micro"] >= 0.99, name
@@ -107,11 +109,13 @@ def test_bench_query(tmp_path):
         assert all(preset["focus_matches_prediction"].values()), name
         for mode, median in preset["modes"].items():
             assert median["seconds"] > 0, (name, mode)
-        assert set(preset["target"]) == {"applies", "met", "why_not"}
+        assert set(preset["target"]) == set(preset["target_pooled"]) == {"applies", "met", "why_not"}
     assert result["sweep"]["downtown"], "the quick run sweeps the cluster threshold on downtown"
     for point in result["sweep"]["downtown"]:
         assert point["candidates"] > 0 and 0.0 <= point["focus"]["precision_min"] <= 1.0
-    assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result["targets_met"])
+    for key in ("targets_met", "targets_met_pooled"):
+        assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result[key])
+    assert result["pooled_tuning"]["samples"] > 0, "the pooled thresholds are tuned on every preset's clip"
 
 
 #: The keys docs/BENCHMARKS.md cites from scripts/bench_faces.py.

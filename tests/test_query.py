@@ -25,7 +25,7 @@ from query.accuracy import precision_recall
 from query.engine import QueryEngine, QueryError
 from query.result import merge_segments
 from query.thresholds import QueryThresholds, ThresholdsError, index_scorer_of, load_thresholds
-from query.tuning import TuningSamples, collect_samples, evaluate, fit_thresholds, tune
+from query.tuning import TuningError, TuningSamples, collect_samples, evaluate, fit_thresholds, tune
 from storage.store import Store
 
 SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
@@ -345,6 +345,13 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     assert load_thresholds(plain).index_scorer is None and load_thresholds(plain).index_reject is None
     bad = CliRunner().invoke(main, ["tune", "query", "--db", db, "--index-share", "2", "--quiet"])
     assert bad.exit_code == 2 and "--index-share" in bad.output
+    # another index's candidates join in (here the same index again: twice the samples)
+    pooled = tmp_path / "pooled.json"
+    both = CliRunner().invoke(
+        main, ["tune", "query", "--db", db, "--also-db", db, "--out", str(pooled), "--quiet"]
+    )
+    assert both.exit_code == 0, both.output
+    assert load_thresholds(pooled).evaluation["samples"] == 2 * thresholds.evaluation["samples"]
     per_exit = tmp_path / "per-exit.json"
     alone = CliRunner().invoke(
         main, ["tune", "query", "--db", db, "--out", str(per_exit), "--per-exit", "--quiet"]
@@ -381,15 +388,6 @@ def synthetic_samples(
     return TuningSamples(np.arange(n), np.array([label] * n), scores, positive, index, "mxn:test")
 
 
-def joined(*parts: TuningSamples) -> TuningSamples:
-    return TuningSamples(
-        np.arange(sum(len(p) for p in parts)),
-        np.concatenate([p.labels for p in parts]),
-        np.concatenate([p.scores for p in parts], axis=1),
-        np.concatenate([p.positive for p in parts]),
-    )
-
-
 def test_the_index_stage_rejects_for_free_within_its_share_of_the_recall_budget(tmp_path):
     samples = synthetic_samples(8000, seed=7, index_noise=0.2)
     with_index = tune(samples, curve_targets=())
@@ -419,8 +417,8 @@ def test_the_index_stage_rejects_for_free_within_its_share_of_the_recall_budget(
 
 def test_per_label_thresholds_keep_a_hard_labels_recall(tmp_path):
     # cars are easy for the exits, vans hard: one shared set spends the recall budget unevenly
-    samples = joined(
-        synthetic_samples(8000, 4, "car", (0.1, 0.05)), synthetic_samples(3000, 5, "van", (0.4, 0.3))
+    samples = TuningSamples.concat(
+        [synthetic_samples(8000, 4, "car", (0.1, 0.05)), synthetic_samples(3000, 5, "van", (0.4, 0.3))]
     )
     shared = tune(samples, per_label=False, curve_targets=())
     own = tune(samples, curve_targets=())
@@ -435,6 +433,35 @@ def test_per_label_thresholds_keep_a_hard_labels_recall(tmp_path):
     again = load_thresholds(own.thresholds.save(tmp_path / "t.json"))
     assert again == own.thresholds and again.key() == own.thresholds.key()
     assert own.thresholds.key() != QueryThresholds(own.thresholds.accept, own.thresholds.reject).key()
+
+
+def test_a_small_calibration_clip_decides_nothing_alone_and_much_when_pooled_with_another_camera():
+    # a quiet camera's clip holds too few candidates to show 99% with the Wilson margin ...
+    quiet = synthetic_samples(300, seed=8, noise=(0.1, 0.05), index_noise=0.2)
+    busy = synthetic_samples(8000, seed=9, noise=(0.1, 0.05), index_noise=0.2)
+    alone = tune(quiet, curve_targets=())
+    assert alone.held_out["gt_call_rate"] == 1.0
+    # ... pooled with a busy camera's, the thresholds decide most of the quiet camera's candidates too
+    pooled = tune(TuningSamples.concat([quiet, busy]), curve_targets=())
+    on_quiet = evaluate(pooled.thresholds, quiet)
+    assert on_quiet["gt_call_rate"] < 0.5
+    assert on_quiet["precision"] >= 0.98 and on_quiet["recall"] >= 0.98
+    assert pooled.thresholds.evaluation["samples"] == len(quiet) + len(busy)
+
+
+def test_joined_samples_keep_the_index_scores_of_the_scorer_most_of_them_share():
+    ours = synthetic_samples(100, seed=1, index_noise=0.2)
+    theirs = replace(synthetic_samples(50, seed=2, index_noise=0.2), index_scorer="mxn:another")
+    both = TuningSamples.concat([ours, theirs])
+    assert len(both) == 150 and both.index_scorer == "mxn:test"
+    assert np.isfinite(both.index_scores[:100]).all() and np.isnan(both.index_scores[100:]).all()
+    np.testing.assert_array_equal(both.scores[:, 100:], theirs.scores)
+    unscored = TuningSamples.concat([synthetic_samples(10, seed=3)])
+    assert unscored.index_scores is None and unscored.index_scorer is None
+    with pytest.raises(TuningError, match="different numbers of exits"):
+        TuningSamples.concat([ours, replace(theirs, scores=theirs.scores[:1])])
+    with pytest.raises(TuningError, match="no samples"):
+        TuningSamples.concat([])
 
 
 def test_tuned_thresholds_meet_their_targets_on_held_out_data():
