@@ -41,7 +41,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,38 @@ class QueryThresholds:
         # a top-1 threshold below 0.5 does not mean "the label is likeliest"
         accept = tuple(a if a is None or a > 0.5 else None for a in accept)
         return cls(accept, (None,) * n, model_sha=None)
+
+    @property
+    def decides(self) -> bool:
+        """Whether anything can decide a candidate without the GT-CNN: an exit, or the index stage."""
+        return self.last_deciding_exit is not None or np.isfinite(self.index_reject_limit)
+
+    def falling_back_to(self, other: QueryThresholds) -> QueryThresholds:
+        """These thresholds, with ``other``'s for every label whose own never decide.
+
+        One camera's calibration clip may hold too few of a label's positives
+        to show the target for it (a quiet road's buses): its own thresholds
+        for that label then send every candidate to the GT-CNN. ``other``,
+        tuned on more cameras' candidates (:meth:`TuningSamples.concat`), has
+        the evidence; labels that decide on their own keep their camera's
+        thresholds. The borrowed index stage is kept only where both name
+        the same index scorer, or these use none (its scores mean nothing to
+        another index).
+        """
+        if other.num_exits != self.num_exits:
+            raise ThresholdsError(
+                f"{other.num_exits} exits to fall back to, but these thresholds cover {self.num_exits}"
+            )
+        if other.model_sha and self.model_sha and other.model_sha != self.model_sha:
+            raise ThresholdsError("the thresholds to fall back to were tuned for another query model")
+        scorer = self.index_scorer or other.index_scorer  # none of ours: nothing of ours uses the stage
+        per_label = dict(self.per_label)
+        for label, theirs in other.per_label.items():
+            mine = per_label.get(label)
+            if mine is None or not mine.decides:
+                usable = other.index_scorer == scorer
+                per_label[label] = theirs if usable else replace(theirs, index_reject=None)
+        return replace(self, per_label=per_label, index_scorer=scorer)
 
     @property
     def last_deciding_exit(self) -> int | None:

@@ -17,13 +17,17 @@ For every camera preset, side by side in one run:
    preset of the run together (``mxn_pooled``: what ``mxn tune query``
    fits on one index that holds a calibration clip of every camera, as the
    dissertation's Table 5.12 took its thresholds from one data set for every
-   video); the query model's card thresholds are the third variant.
-4. **Queries.** Every label of the test clip's gt-all index is asked in five
+   video); a third keeps the preset's own thresholds for the labels they
+   decide and takes the pooled ones for the rest (``mxn_fallback``,
+   :meth:`query.thresholds.QueryThresholds.falling_back_to`); the query
+   model's card thresholds are the fourth variant.
+4. **Queries.** Every label of the test clip's gt-all index is asked in six
    modes with :class:`query.engine.QueryEngine` (no verdict cache): ``focus``
    (the GT-CNN on every candidate cluster), ``mxn`` (tuned thresholds),
-   ``mxn_pooled`` (pooled thresholds), ``mxn_card`` (card thresholds) and
-   ``all`` (the GT-CNN on every object). The targets are judged for ``mxn``
-   and, beside it, for ``mxn_pooled``.
+   ``mxn_pooled`` (pooled thresholds), ``mxn_fallback`` (own, else pooled),
+   ``mxn_card`` (card thresholds) and ``all`` (the GT-CNN on every object).
+   The targets are judged for ``mxn`` and, beside it, for ``mxn_pooled``
+   and ``mxn_fallback``.
    After an untimed warm-up of every mode, the repeats are interleaved across
    modes; medians per label, sums over labels per preset. Precision and
    recall are frame-level, against the gt-all index (``result.accuracy``).
@@ -96,10 +100,13 @@ TARGET_RECALL = 0.99
 #: The targets apply where the exits decide at least this share of the candidates.
 FAIR_SHARE = 0.3
 #: The query modes, in the order of the first repeat (later repeats rotate it).
-MODES = ("focus", "mxn", "mxn_pooled", "mxn_card", "all")
-#: The gated modes the targets are judged on: thresholds of the preset's own calibration clip, and
-#: thresholds tuned on the calibration clips of every preset of the run together.
-JUDGED = ("mxn", "mxn_pooled")
+MODES = ("focus", "mxn", "mxn_pooled", "mxn_fallback", "mxn_card", "all")
+#: The gated modes the targets are judged on, and the suffix of their keys in the JSON: thresholds of
+#: the preset's own calibration clip; thresholds tuned on the calibration clips of every preset of
+#: the run together; the own ones where they decide, the pooled ones for labels where they do not.
+JUDGED = {"mxn": "", "mxn_pooled": "_pooled", "mxn_fallback": "_fallback"}
+#: Each gated mode's name in the cost model.
+COST_NAME = {"mxn": "tuned", "mxn_pooled": "pooled", "mxn_fallback": "fallback", "mxn_card": "card"}
 #: The dissertation, for orientation: Table 5.12 (thresholds from COCO), 5.13 (miss rate), 5.14 (best).
 PAPER = {
     "speedup_vs_focus_range_table_5_12": [0.87, 4.43],
@@ -339,7 +346,7 @@ def agreement(answer: set[int], reference: set[int]) -> dict[str, float]:
 class Queries:
     """The query modes over one store: one engine per threshold set, no verdict cache.
 
-    ``thresholds`` maps each gated mode (``mxn``, ``mxn_pooled``) to its
+    ``thresholds`` maps each gated mode (``mxn``, ``mxn_pooled``, ...) to its
     thresholds; ``mxn_card`` uses the query model's card, and ``focus`` and
     ``all`` ask the GT-CNN (through the ``mxn`` engine: thresholds play no
     part in them).
@@ -562,7 +569,6 @@ def summarise(
     """The per-preset JSON keys the docs cite."""
     modes = {m: aggregate(per_label, m) for m in MODES}
     focus, mxn, card, every = modes["focus"], modes["mxn"], modes["mxn_card"], modes["all"]
-    pooled = modes["mxn_pooled"]
     members = sum(p["members"] for p in purity.values())
     impure = sum(p["wrongly_in"] + p["wrongly_out"] for p in purity.values())
     worst_index = min(labels, key=lambda k: recall[k]["recall"])
@@ -582,11 +588,18 @@ def summarise(
         "speedup_vs_focus": ratio(focus["seconds"], mxn["seconds"]),
         "speedup_vs_all": ratio(every["seconds"], mxn["seconds"]),
         "speedup_vs_focus_card": ratio(focus["seconds"], card["seconds"]),
-        "precision_pooled": pooled["precision_min"],
-        "recall_pooled": pooled["recall_min"],
-        "speedup_vs_focus_pooled": ratio(focus["seconds"], pooled["seconds"]),
-        "gt_calls_mxn_pooled": pooled["gt_calls"],
-        "exit_decided_share_pooled": pooled["decided_share"],
+        **{
+            key + suffix: value
+            for mode, suffix in JUDGED.items()
+            if suffix
+            for key, value in (
+                ("precision", modes[mode]["precision_min"]),
+                ("recall", modes[mode]["recall_min"]),
+                ("speedup_vs_focus", ratio(focus["seconds"], modes[mode]["seconds"])),
+                ("gt_calls_mxn", modes[mode]["gt_calls"]),
+                ("exit_decided_share", modes[mode]["decided_share"]),
+            )
+        },
         "model_speedup_vs_focus": ratio(focus["model_seconds"], mxn["model_seconds"]),
         "gt_calls_mxn": mxn["gt_calls"],
         "gt_calls_focus": focus["gt_calls"],
@@ -669,29 +682,24 @@ def bench_preset(
         labels = sorted(set(truth.values()))
         recall = index_recall(store, truth, labels)
         purity = {label: cluster_truth(store, truth, label) for label in labels}
-        queries = Queries(store, models, {"mxn": tuned, "mxn_pooled": pooled_thresholds})
+        gated = {"mxn": tuned, "mxn_pooled": pooled_thresholds,
+                 "mxn_fallback": tuned.falling_back_to(pooled_thresholds)}  # fmt: skip
+        queries = Queries(store, models, gated)
         queries.warm(labels[0], MODES)
         say(f"labels {', '.join(labels)}; {settings.repeats} repeat(s) of {len(MODES)} modes ...")
         watch = CpuWatch.start()
         per_label = queries.timed(labels, MODES, settings.repeats, settings.all_repeats)
         others = watch.others_share()
         costs = cost_model(
-            store, models, labels, {"tuned": tuned, "pooled": pooled_thresholds, "card": card},
+            store, models, labels, {COST_NAME[m]: t for m, t in (gated | {"mxn_card": card}).items()},
             settings.cost_repeats,
             settings.cost_candidates,
         )  # fmt: skip
     result = summarise(name, labels, per_label, recall, purity)
+    modes = result["modes"]
     result["bounds"] = {
-        "mxn": speedup_bounds(
-            costs, result["modes"]["mxn"]["miss_rate"], "tuned", index_share(result["modes"]["mxn"])
-        ),
-        "mxn_pooled": speedup_bounds(
-            costs,
-            result["modes"]["mxn_pooled"]["miss_rate"],
-            "pooled",
-            index_share(result["modes"]["mxn_pooled"]),
-        ),
-        "mxn_card": speedup_bounds(costs, result["modes"]["mxn_card"]["miss_rate"], "card"),
+        mode: speedup_bounds(costs, modes[mode]["miss_rate"], COST_NAME[mode], index_share(modes[mode]))
+        for mode in (*JUDGED, "mxn_card")
     }
     result["focus_matches_prediction"] = {
         label: per_label[label]["frames"]["focus"] == purity[label]["predicted_focus_frames"]
@@ -714,8 +722,8 @@ def bench_preset(
     result["ingest"] = runs
     result["other_processes_cpu_share"] = others
     result["seconds"] = time.perf_counter() - began
-    result["target"] = judge_preset(result, "mxn")
-    result["target_pooled"] = judge_preset(result, "mxn_pooled")
+    for mode, suffix in JUDGED.items():
+        result["target" + suffix] = judge_preset(result, mode)
     return result
 
 
@@ -843,7 +851,7 @@ def judge_preset(p: dict[str, Any], mode: str = "mxn") -> dict[str, Any]:
 
 def evaluate_targets(presets: dict[str, dict], mode: str = "mxn") -> tuple[dict[str, Any], dict[str, Any]]:
     """Per target, for ``mode``: threshold, per-preset values (presets where it applies), met."""
-    target = "target" if mode == "mxn" else "target_pooled"
+    target = "target" + JUDGED[mode]
     applying = {n: p for n, p in presets.items() if p[target]["applies"]}
 
     def per_preset(value: Callable[[dict], float | None], threshold: float) -> dict[str, Any]:
@@ -924,7 +932,7 @@ def print_labels(presets: dict[str, dict]) -> None:
     print(
         f"\n{'preset':11s} {'label':12s} {'frames':>6s} {'idx R':>6s} {'impure':>6s} {'cands':>6s} "
         f"{'focus P/R':>11s} {'mxn P/R':>11s} {'decided':>7s} {'pooled P/R':>11s} {'decided':>7s} "
-        f"{'card P/R':>11s} {'decided':>7s}"
+        f"{'fallbk P/R':>11s} {'decided':>7s} {'card P/R':>11s} {'decided':>7s}"
     )
     for name, p in presets.items():
         for label, v in p["per_label"].items():
@@ -935,6 +943,7 @@ def print_labels(presets: dict[str, dict]) -> None:
                 f"{name:11s} {label:12s} {v['truth_frames']:6d} {v['index_recall']:6.3f} "
                 f"{v['purity']['impurity']:6.3f} {v['purity']['candidates']:6d} {pr('focus'):>11s} "
                 f"{pr('mxn'):>11s} {share('mxn'):7.0%} {pr('mxn_pooled'):>11s} {share('mxn_pooled'):7.0%} "
+                f"{pr('mxn_fallback'):>11s} {share('mxn_fallback'):7.0%} "
                 f"{pr('mxn_card'):>11s} {share('mxn_card'):7.0%}"
             )
 
@@ -992,9 +1001,16 @@ def fmt_list(values: Sequence[float | None]) -> str:
     return "[" + ", ".join("-" if v is None else f"{v:.3f}" for v in values) + "]"
 
 
+#: How each judged mode's thresholds were tuned, for the report.
+TUNED_ON = {
+    "mxn": "each preset its own calibration clip",
+    "mxn_pooled": "every preset's calibration clips together",
+    "mxn_fallback": "its own clip, the pooled clips for labels its own cannot decide",
+}
+
+
 def print_targets(presets: dict[str, dict], detail: dict[str, Any], mode: str) -> None:
-    own = mode == "mxn"
-    print(f"\ntargets, {mode} ({'each preset its own calibration clip' if own else 'pooled calibration'}):")
+    print(f"\ntargets, {mode} ({TUNED_ON[mode]}):")
     for key, d in detail.items():
         values = ", ".join(f"{n} {fmt(v, '.3f') if not isinstance(v, bool) else v}" for n, v in
                            d["values"].items()) or "no preset applies"  # fmt: skip
@@ -1002,7 +1018,7 @@ def print_targets(presets: dict[str, dict], detail: dict[str, Any], mode: str) -
         limit = "" if d["threshold"] is None else f">= {d['threshold']:<5g}"
         print(f"  {key:17s} {limit:8s} {verdict:8s} ({values})")
     for name, p in presets.items():
-        target = p["target" if own else "target_pooled"]
+        target = p["target" + JUDGED[mode]]
         verdict = {True: "met", False: "NOT met", None: "not applicable"}[target["met"]]
         print(f"  {name}: {verdict}")
         for line in target["why_not"]:
@@ -1145,15 +1161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             presets[name] = bench_preset(name, settings, models, Path(tmp), calibrations[name], pooled)
         if settings.sweep_thresholds:
             sweep = run_sweep(settings, models, Path(tmp), presets)
-    detail, met = evaluate_targets(presets, "mxn")
-    detail_pooled, met_pooled = evaluate_targets(presets, "mxn_pooled")
+    judged = {mode: evaluate_targets(presets, mode) for mode in JUDGED}
     print_table(presets)
     print_modes(presets)
     print_labels(presets)
     print_sweep(sweep)
     print_why(presets, pooled[1])
-    print_targets(presets, detail, "mxn")
-    print_targets(presets, detail_pooled, "mxn_pooled")
+    for mode, (detail, _) in judged.items():
+        print_targets(presets, detail, mode)
     elapsed = time.perf_counter() - started
     low, high = PAPER["speedup_vs_focus_range_table_5_12"]
     print(f"paper (Table 5.12): MXN vs Focus query speed-up {low}x-{high}x at 98.7-99.9% precision")
@@ -1164,11 +1179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": config,
             "presets": presets,
             "sweep": sweep,
-            "targets": detail,
-            "targets_met": met,
+            **{f"targets{JUDGED[mode]}": detail for mode, (detail, _) in judged.items()},
+            **{f"targets_met{JUDGED[mode]}": met for mode, (_, met) in judged.items()},
             "pooled_tuning": pooled[1],
-            "targets_pooled": detail_pooled,
-            "targets_met_pooled": met_pooled,
             "paper": PAPER,
             "seconds": elapsed,
         }

@@ -86,7 +86,8 @@ def test_bench_ingest(tmp_path):
 QUERY_KEYS = ("precision", "recall", "speedup_vs_focus", "speedup_vs_all", "gt_calls_mxn", "gt_calls_focus",
               "precision_focus", "recall_focus", "exit_decided_share", "index_recall",
               "cluster_impurity", "precision_pooled", "recall_pooled", "speedup_vs_focus_pooled",
-              "gt_calls_mxn_pooled", "exit_decided_share_pooled")  # fmt: skip
+              "gt_calls_mxn_pooled", "exit_decided_share_pooled", "speedup_vs_focus_fallback",
+              "precision_fallback", "recall_fallback")  # fmt: skip
 
 
 @pytest.mark.slow
@@ -109,11 +110,12 @@ def test_bench_query(tmp_path):
         assert all(preset["focus_matches_prediction"].values()), name
         for mode, median in preset["modes"].items():
             assert median["seconds"] > 0, (name, mode)
-        assert set(preset["target"]) == set(preset["target_pooled"]) == {"applies", "met", "why_not"}
+        for key in ("target", "target_pooled", "target_fallback"):
+            assert set(preset[key]) == {"applies", "met", "why_not"}, (name, key)
     assert result["sweep"]["downtown"], "the quick run sweeps the cluster threshold on downtown"
     for point in result["sweep"]["downtown"]:
         assert point["candidates"] > 0 and 0.0 <= point["focus"]["precision_min"] <= 1.0
-    for key in ("targets_met", "targets_met_pooled"):
+    for key in ("targets_met", "targets_met_pooled", "targets_met_fallback"):
         assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result[key])
     assert result["pooled_tuning"]["samples"] > 0, "the pooled thresholds are tuned on every preset's clip"
 

@@ -449,6 +449,34 @@ def test_a_small_calibration_clip_decides_nothing_alone_and_much_when_pooled_wit
     assert pooled.thresholds.evaluation["samples"] == len(quiet) + len(busy)
 
 
+def test_labels_a_cameras_own_thresholds_cannot_decide_borrow_the_pooled_ones(tmp_path):
+    def camera(buses: int, cars: int, seed: int) -> TuningSamples:
+        return TuningSamples.concat([
+            synthetic_samples(buses, seed, "bus", (0.1, 0.05), index_noise=0.2),
+            synthetic_samples(cars, seed + 1, "car", (0.1, 0.05), index_noise=0.2),
+        ])  # fmt: skip
+
+    quiet, busy = camera(300, 6000, seed=8), camera(8000, 8000, seed=20)
+    own = tune(quiet, curve_targets=()).thresholds
+    pooled = tune(TuningSamples.concat([quiet, busy]), curve_targets=()).thresholds
+    assert not own.for_label("bus").decides and own.for_label("car").decides
+    both = own.falling_back_to(pooled)
+    assert both.for_label("car") == own.for_label("car")  # its camera's evidence suffices: kept
+    assert both.for_label("bus") == pooled.for_label("bus")
+    bus = evaluate(both, quiet)["per_label"]["bus"]
+    assert bus["gt_call_rate"] < 0.5 and bus["precision"] >= 0.98 and bus["recall"] >= 0.98
+    assert evaluate(own, quiet)["per_label"]["bus"]["gt_call_rate"] == 1.0
+    assert load_thresholds(both.save(tmp_path / "both.json")) == both  # a thresholds file like any other
+    # another index's scores mean nothing here: the borrowed thresholds lose their index stage
+    assert pooled.for_label("bus").index_reject is not None
+    other = own.falling_back_to(replace(pooled, index_scorer="mxn:another"))
+    assert other.for_label("bus").index_reject is None and other.index_scorer == own.index_scorer
+    with pytest.raises(ThresholdsError, match="another query model"):
+        replace(own, model_sha="a" * 64).falling_back_to(replace(pooled, model_sha="b" * 64))
+    with pytest.raises(ThresholdsError, match="exits to fall back to"):
+        own.falling_back_to(QueryThresholds.never(3))
+
+
 def test_joined_samples_keep_the_index_scores_of_the_scorer_most_of_them_share():
     ours = synthetic_samples(100, seed=1, index_noise=0.2)
     theirs = replace(synthetic_samples(50, seed=2, index_noise=0.2), index_scorer="mxn:another")
