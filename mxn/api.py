@@ -775,13 +775,25 @@ def tune_query(
     """
     _suffix(plot, (".png",), "plot")
     _tensorflow()
-    from query.tuning import DEFAULT_INDEX_RECALL_SHARE, TuningSamples, collect_samples, plot_tradeoff, tune
+    from query.tuning import (
+        DEFAULT_INDEX_RECALL_SHARE,
+        TuningError,
+        TuningSamples,
+        collect_samples,
+        plot_tradeoff,
+        tune,
+    )
 
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
     parts = []
     for source in (db, *also):
         with _open_store(source) as store:
-            parts.append(collect_samples(store, gt_model, query_model, index or "mxn", progress=progress))
+            try:
+                parts.append(collect_samples(store, gt_model, query_model, index or "mxn", progress=progress))
+            except TuningError as err:
+                if not also:
+                    raise
+                raise TuningError(f"{store.url}: {err}") from None
     samples = TuningSamples.concat(parts)
     share = DEFAULT_INDEX_RECALL_SHARE if index_share is None else index_share
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,

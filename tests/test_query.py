@@ -352,6 +352,11 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     )
     assert both.exit_code == 0, both.output
     assert load_thresholds(pooled).evaluation["samples"] == 2 * thresholds.evaluation["samples"]
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    none = CliRunner().invoke(
+        main, ["tune", "query", "--db", db, "--also-db", empty, "--out", str(pooled), "--quiet"]
+    )
+    assert none.exit_code != 0 and "empty.db" in none.output and "no clusters to tune on" in none.output
     per_exit = tmp_path / "per-exit.json"
     alone = CliRunner().invoke(
         main, ["tune", "query", "--db", db, "--out", str(per_exit), "--per-exit", "--quiet"]
