@@ -87,7 +87,8 @@ QUERY_KEYS = ("precision", "recall", "speedup_vs_focus", "speedup_vs_all", "gt_c
               "precision_focus", "recall_focus", "exit_decided_share", "index_recall",
               "cluster_impurity", "precision_pooled", "recall_pooled", "speedup_vs_focus_pooled",
               "gt_calls_mxn_pooled", "exit_decided_share_pooled", "speedup_vs_focus_fallback",
-              "precision_fallback", "recall_fallback")  # fmt: skip
+              "precision_fallback", "recall_fallback", "speedup_vs_focus_strict", "precision_strict",
+              "recall_strict", "gt_calls_mxn_strict")  # fmt: skip
 
 
 @pytest.mark.slow
@@ -110,13 +111,27 @@ def test_bench_query(tmp_path):
         assert all(preset["focus_matches_prediction"].values()), name
         for mode, median in preset["modes"].items():
             assert median["seconds"] > 0, (name, mode)
-        for key in ("target", "target_pooled", "target_fallback"):
-            assert set(preset[key]) == {"applies", "met", "why_not"}, (name, key)
+        assert 0 <= preset["gt_calls_mxn_strict"] <= preset["candidates"], name
+        for key in ("target", "target_pooled", "target_fallback", "target_strict"):
+            target = preset[key]
+            assert set(target) == {"applies", "met", "why_not", "labels_focus_below_target",
+                                   "met_where_focus_meets"}, (name, key)  # fmt: skip
+            # the labels named are exactly those whose Focus answer misses 99% / 99%
+            capped = {
+                label for label, r in preset["per_label"].items()
+                if min(r["modes"]["focus"]["precision"], r["modes"]["focus"]["recall"]) < 0.99
+            }  # fmt: skip
+            assert set(target["labels_focus_below_target"]) == capped, (name, key)
+            if target["met"]:
+                assert target["met_where_focus_meets"], (name, key)
     assert result["sweep"]["downtown"], "the quick run sweeps the cluster threshold on downtown"
     for point in result["sweep"]["downtown"]:
         assert point["candidates"] > 0 and 0.0 <= point["focus"]["precision_min"] <= 1.0
-    for key in ("targets_met", "targets_met_pooled", "targets_met_fallback"):
-        assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99"} <= set(result[key])
+    for key in ("targets_met", "targets_met_pooled", "targets_met_fallback", "targets_met_strict"):
+        assert {"speedup_vs_focus", "precision", "recall", "mxn_3x_at_99_99",
+                "mxn_3x_at_99_99_where_focus_meets"} <= set(result[key])  # fmt: skip
+    assert result["pooled_tuning"]["stage_targets"] == {"precision": 0.99, "recall": 0.99}
+    assert result["pooled_tuning_strict"]["stage_targets"] == {"precision": 0.995, "recall": 0.995}
     assert result["pooled_tuning"]["samples"] > 0, "the pooled thresholds are tuned on every preset's clip"
 
 
