@@ -771,6 +771,9 @@ def tune_query(
     ``gt`` and ``qmodel`` may be models already loaded. ``also`` names
     more indexes whose candidates join ``db``'s (other cameras' calibration
     clips: a label few of one camera's candidates hold borrows the others').
+    Where ``db`` also holds a gt-all index of its videos, the result's
+    ``index_ceiling`` gives per label what Focus's answer reaches against it
+    (:func:`query.tuning.index_ceiling`): no thresholds do better.
     Too few candidates raise :class:`query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
@@ -780,25 +783,31 @@ def tune_query(
         TuningError,
         TuningSamples,
         collect_samples,
+        index_ceiling,
         plot_tradeoff,
         tune,
     )
 
     gt_model, query_model = _query_models(gt, qmodel, need_query=True)
-    parts = []
+    parts: list[TuningSamples] = []
+    ceiling: dict[str, dict[str, Any]] = {}
     for source in (db, *also):
         with _open_store(source) as store:
             try:
-                parts.append(collect_samples(store, gt_model, query_model, index or "mxn", progress=progress))
+                part = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
             except TuningError as err:
                 if not also:
                     raise
                 raise TuningError(f"{store.url}: {err}") from None
+            if not parts:  # the index being tuned: what its answers can reach against its gt-all reference
+                ceiling = index_ceiling(store, part, index or "mxn")
+            parts.append(part)
     samples = TuningSamples.concat(parts)
     share = DEFAULT_INDEX_RECALL_SHARE if index_share is None else index_share
     result = tune(samples, query_model, target_precision, target_recall, confidence, holdout, seed, reject,
                   per_label=per_label, pooled_precision=pooled_precision, index_stage=index_stage,
                   index_recall_share=share)  # fmt: skip
+    result = replace(result, index_ceiling=ceiling)
     if out:
         result.thresholds.save(out)
     if plot:

@@ -303,6 +303,34 @@ def tune_query(
     _write_json(json_out, result.to_dict())
 
 
+def print_ceiling(result) -> None:
+    """What the index lets any answer reach against its gt-all reference, and what to do where it is short."""
+    if not result.index_ceiling:
+        return
+    click.echo(
+        "\nindex ceiling (Focus's answer, the GT-CNN on every candidate, against the gt-all index: "
+        "no thresholds do better, and theirs add to its losses):"
+    )
+    print_table(
+        ["label", "precision", "recall", "truth frames"],
+        [[label, _pct(c["precision"]), _pct(c["recall"]), c["truth_frames"]]
+         for label, c in result.index_ceiling.items()],
+    )  # fmt: skip
+    t, short = result.thresholds, result.ceiling_misses()
+    if short:
+        click.echo(
+            f"below the targets ({t.target_precision} / {t.target_recall}) before any threshold: "
+            + ", ".join(sorted(short))
+            + ". There the index lost objects or mixed clusters; re-ingest with a larger --topk or more "
+            "--exits (or a lower --cluster-threshold) to raise it."
+        )
+    click.echo(
+        "An answer's precision and recall are about these times the thresholds' (held out above): "
+        "for answers at the targets, tune stricter than them (e.g. --target-precision 0.995 "
+        "--target-recall 0.995)."
+    )
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -346,6 +374,7 @@ def print_tuning(result) -> None:
         f"GT-CNN calls {100 * held['gt_call_rate']:.1f}% of candidates "
         f"({held['false_accepts']} false accepts, {held['false_rejects']} false rejects)"
     )
+    print_ceiling(result)
     click.echo("\ntrade-off (held out):")
     print_table(
         ["target precision", "precision", "recall", "GT-CNN calls"],

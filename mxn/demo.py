@@ -298,6 +298,7 @@ def tune_on_index(
         "precision": held["precision"],
         "recall": held["recall"],
         "gt_call_rate": held["gt_call_rate"],
+        "index_ceiling": result.index_ceiling,
         "thresholds": str(thresholds),
         "plot": str(plot),
     }

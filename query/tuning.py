@@ -33,6 +33,14 @@ labels such as van and car).
 
 One part of the samples fits, the other (``holdout``) measures precision,
 recall and the GT-call rate the thresholds reach.
+
+Those figures are the query stage's, against the GT-CNN's verdicts on the
+candidates. A user's answer is judged against the GT-CNN on every object
+(a gt-all index), and it also carries what the index lost before any
+threshold runs: an object not filed under its label, a cluster member unlike
+its representative. :func:`index_ceiling` measures that loss where a gt-all
+index of the same videos exists: it is Focus's answer, the best any
+thresholds can reach; the stage's own losses come on top of it.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +59,7 @@ from tqdm.auto import tqdm
 from mxn.calibration import fit_threshold, wilson_lower_bound
 from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
+from query.accuracy import precision_recall, truth_frames
 from query.thresholds import QueryThresholds, index_scorer_of
 from storage.crops import decode_crop
 from storage.store import Store
@@ -182,6 +191,34 @@ def collect_samples(
         index.astype(np.float64),
         scorer,
     )
+
+
+def index_ceiling(store: Store, samples: TuningSamples, index_mode: str = "mxn") -> dict[str, dict[str, Any]]:
+    """Per label, Focus's answer over the index against its gt-all reference: what no thresholds beat.
+
+    Focus accepts a candidate when the GT-CNN calls its representative the
+    label (``samples.positive``, collected from ``store``) and answers with
+    the frames of the cluster's members. Judged like a query
+    (:mod:`query.accuracy`: frames, against the gt-all index) on the videos
+    that have both an ``index_mode`` index and a gt-all one; empty when none has.
+    """
+    runs = store.runs(status="done")
+    indexed = {r.video_id for r in runs if r.mode == index_mode}
+    judged = indexed & {r.video_id for r in runs if r.mode == "gt-all"}
+    if not judged:
+        return {}
+    members = store.members(samples.cluster_ids[samples.positive])
+    out = {}
+    for label in sorted(np.unique(samples.labels).tolist()):
+        accepted = samples.cluster_ids[(samples.labels == label) & samples.positive]
+        answer = {
+            (o.video_id, o.frame) for c in accepted for o in members.get(int(c), []) if o.video_id in judged
+        }
+        truth = truth_frames(store, label, judged, None, None)
+        precision, recall = precision_recall(answer, truth)
+        out[label] = {"precision": precision, "recall": recall, "answer_frames": len(answer),
+                      "truth_frames": len(truth), "correct_frames": len(answer & truth)}  # fmt: skip
+    return out
 
 
 def split(positive: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,6 +415,16 @@ class TuningResult:
     fit: dict[str, Any]  # what they reach on the data they were fitted on
     held_out: dict[str, Any]
     curve: list[dict[str, Any]]  # per target precision: thresholds and held-out figures
+    index_ceiling: dict[str, dict[str, Any]] = field(default_factory=dict)  # per label (index_ceiling)
+
+    def ceiling_misses(self) -> dict[str, dict[str, Any]]:
+        """The labels whose index keeps even Focus's answer below the targets."""
+        t = self.thresholds
+        return {
+            label: c
+            for label, c in self.index_ceiling.items()
+            if c["precision"] < t.target_precision or c["recall"] < t.target_recall
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -385,6 +432,7 @@ class TuningResult:
             "fit": self.fit,
             "held_out": self.held_out,
             "curve": self.curve,
+            "index_ceiling": self.index_ceiling,
         }
 
 

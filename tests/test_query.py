@@ -25,7 +25,15 @@ from query.accuracy import precision_recall
 from query.engine import QueryEngine, QueryError
 from query.result import merge_segments
 from query.thresholds import QueryThresholds, ThresholdsError, index_scorer_of, load_thresholds
-from query.tuning import TuningError, TuningSamples, collect_samples, evaluate, fit_thresholds, tune
+from query.tuning import (
+    TuningError,
+    TuningSamples,
+    collect_samples,
+    evaluate,
+    fit_thresholds,
+    index_ceiling,
+    tune,
+)
 from storage.store import Store
 
 SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
@@ -322,9 +330,11 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     assert result.exit_code == 0, result.output
     assert "held out: precision" in result.output and "trade-off" in result.output
     assert "per label (own thresholds" in result.output
+    assert "index ceiling (Focus's answer" in result.output  # the store holds a gt-all index of the clip
     thresholds = load_thresholds(out)
     assert thresholds.num_exits == 5 and thresholds.model_sha and thresholds.target_precision == 0.99
     assert "car" in thresholds.per_label and "car" in json.loads(js.read_text())["held_out"]["per_label"]
+    assert "car" in json.loads(js.read_text())["index_ceiling"]
     data = json.loads(js.read_text())
     assert [c["target_precision"] for c in data["curve"]] == sorted(
         c["target_precision"] for c in data["curve"]
@@ -370,6 +380,31 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     out.write_text(json.dumps(data))
     with pytest.raises(ThresholdsError, match="tuned for another query model"), Store(db) as store:
         engine(store, models, thresholds=load_thresholds(out))
+
+
+def test_the_index_ceiling_is_focus_modes_answer_judged_against_gt_all(db, models):
+    """What tuning reports as the best any thresholds reach is exactly what a focus query answers."""
+    from mxn import api
+
+    result = api.tune_query(db=db, gt=models["gt"], qmodel=models["query"], out=None, progress=False)
+    ceiling = result.index_ceiling
+    with Store(db) as store:
+        labels = store.labels()
+        assert set(ceiling) == set(labels)
+        assert sum(c["truth_frames"] for c in ceiling.values()) > 0
+        focus = engine(store, models, use_cache=False)
+        for label in labels:
+            answer = focus.run(label, mode="focus").accuracy
+            assert answer is not None
+            for key in ("precision", "recall", "answer_frames", "truth_frames", "correct_frames"):
+                assert ceiling[label][key] == answer[key], (label, key)
+        # no gt-all index of an index of that mode: nothing to judge against
+        assert index_ceiling(store, collect_samples(store, models["gt"], models["query"]), "focus") == {}
+    t = result.thresholds
+    assert result.ceiling_misses() == {
+        label: c for label, c in ceiling.items()
+        if c["precision"] < t.target_precision or c["recall"] < t.target_recall
+    }  # fmt: skip
 
 
 # -- pure pieces ----------------------------------------------------------------------------------
