@@ -51,6 +51,8 @@ COLORS = {
     "focus": "tab:orange",
     "mxn": "tab:blue",
     "mxn_card": "tab:cyan",
+    "mxn_fallback": "tab:olive",
+    "mxn_strict": "tab:brown",
     "gt-all": "tab:red",
     "all": "tab:red",
     "oracle": "tab:red",
@@ -68,7 +70,7 @@ INGEST_STAGES = {
     "store_s": ("store", "#17becf"),
 }
 INGEST_MODES = ("focus", "mxn", "gt-all")
-QUERY_MODES = ("focus", "mxn", "mxn_card", "all")
+QUERY_MODES = ("focus", "mxn", "mxn_fallback", "mxn_strict", "all")
 FACE_PIPELINES = {
     "oracle": "oracle on every face",
     "mxn": "mxn",
