@@ -201,6 +201,8 @@ def index_ceiling(store: Store, samples: TuningSamples, index_mode: str = "mxn")
     the frames of the cluster's members. Judged like a query
     (:mod:`query.accuracy`: frames, against the gt-all index) on the videos
     that have both an ``index_mode`` index and a gt-all one; empty when none has.
+    A label the gt-all index knows but nothing was indexed under is there too,
+    with the recall of an empty answer.
     """
     runs = store.runs(status="done")
     indexed = {r.video_id for r in runs if r.mode == index_mode}
@@ -209,7 +211,7 @@ def index_ceiling(store: Store, samples: TuningSamples, index_mode: str = "mxn")
         return {}
     members = store.members(samples.cluster_ids[samples.positive])
     out = {}
-    for label in sorted(np.unique(samples.labels).tolist()):
+    for label in sorted({*np.unique(samples.labels).tolist(), *store.labels(mode="gt-all")}):
         accepted = samples.cluster_ids[(samples.labels == label) & samples.positive]
         answer = {
             (o.video_id, o.frame) for c in accepted for o in members.get(int(c), []) if o.video_id in judged

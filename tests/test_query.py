@@ -389,7 +389,7 @@ def test_the_index_ceiling_is_focus_modes_answer_judged_against_gt_all(db, model
     result = api.tune_query(db=db, gt=models["gt"], qmodel=models["query"], out=None, progress=False)
     ceiling = result.index_ceiling
     with Store(db) as store:
-        labels = store.labels()
+        labels = sorted({*store.labels(), *store.labels(mode="gt-all")})
         assert set(ceiling) == set(labels)
         assert sum(c["truth_frames"] for c in ceiling.values()) > 0
         focus = engine(store, models, use_cache=False)
