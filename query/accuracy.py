@@ -25,6 +25,18 @@ def precision_recall(answer: set, truth: set) -> tuple[float, float]:
     return precision, recall
 
 
+def frame_figures(answer: set, truth: set) -> dict[str, Any]:
+    """Precision, recall and the frame counts behind them: how an answer is reported everywhere."""
+    precision, recall = precision_recall(answer, truth)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "answer_frames": len(answer),
+        "truth_frames": len(truth),
+        "correct_frames": len(answer & truth),
+    }
+
+
 def truth_frames(
     store: Store, label: str, video_ids: set[int], start: float | None, end: float | None
 ) -> set[tuple[int, int]]:
@@ -43,12 +55,4 @@ def judge(store: Store, result: QueryResult, video_id: int | None) -> dict[str, 
         return None
     truth = truth_frames(store, result.label, judged, result.start, result.end)
     answer = {key for key in result.frame_keys if key[0] in judged}
-    precision, recall = precision_recall(answer, truth)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "answer_frames": len(answer),
-        "truth_frames": len(truth),
-        "correct_frames": len(answer & truth),
-        "videos_judged": len(judged),
-    }
+    return frame_figures(answer, truth) | {"videos_judged": len(judged)}

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from mxn.calibration import fit_threshold, wilson_lower_bound
 from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from query.accuracy import precision_recall, truth_frames
+from query.accuracy import frame_figures, truth_frames
 from query.thresholds import QueryThresholds, index_scorer_of
 from storage.crops import decode_crop
 from storage.store import Store
@@ -216,10 +216,7 @@ def index_ceiling(store: Store, samples: TuningSamples, index_mode: str = "mxn")
         answer = {
             (o.video_id, o.frame) for c in accepted for o in members.get(int(c), []) if o.video_id in judged
         }
-        truth = truth_frames(store, label, judged, None, None)
-        precision, recall = precision_recall(answer, truth)
-        out[label] = {"precision": precision, "recall": recall, "answer_frames": len(answer),
-                      "truth_frames": len(truth), "correct_frames": len(answer & truth)}  # fmt: skip
+        out[label] = frame_figures(answer, truth_frames(store, label, judged, None, None))
     return out
 
 
