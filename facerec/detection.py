@@ -1,7 +1,7 @@
 """Finding faces in frames, their 5 landmarks, and aligned crops for the face MXN.
 
 Three detectors ship with their weights inside packages, so none downloads
-anything (DESIGN.md section 8):
+anything (docs/ARCHITECTURE.md section 8):
 
 - ``"hog"`` (the default): dlib's frontal face detector (HOG + linear SVM,
   ``dlib-bin``). It sees faces of about 80 px and more, so it upsamples the

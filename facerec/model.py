@@ -1,6 +1,6 @@
 """The face MXN: a MobileNetV1 multi-exit network whose exits are face embeddings.
 
-Algorithm 3 (DESIGN.md section 6) needs, for each face, a feature vector per
+Algorithm 3 (docs/ARCHITECTURE.md section 6) needs, for each face, a feature vector per
 exit, computed one exit at a time so a face matched at exit ``i`` costs only
 the stages up to ``i``. :class:`FaceMXN` gives exactly that over an
 embedding-head :class:`~mxn.modelfile.MXNModel`:

@@ -1,4 +1,4 @@
-"""Evaluation "movies" for the face labeller, made of real faces that exist offline (DESIGN.md section 8).
+"""The face labeller's evaluation "movies", of real faces that exist offline (docs/ARCHITECTURE.md section 8).
 
 No film with labelled characters can be downloaded, so one is composed: a
 *cast* of real people (:func:`load_cast`), each with several real face

@@ -1,4 +1,4 @@
-"""Real faces that exist offline, for tests and benchmarks (DESIGN.md section 8).
+"""Real faces that exist offline, for tests and benchmarks (docs/ARCHITECTURE.md section 8).
 
 - :func:`astronaut`: scikit-image's ``astronaut`` (Eileen Collins, a NASA
   portrait in the public domain; scikit-image is BSD-3-Clause), one frontal
@@ -16,7 +16,10 @@
   animated restaurant scene: two characters in alternating shots, a third
   blurred in the background) and :func:`messi`: ``messi5.jpg`` (a footballer
   on a pitch, one small face): OpenCV's sample data, as Debian's
-  ``opencv-doc`` package installs it under :data:`OPENCV_DOC_DATA`.
+  ``opencv-doc`` package installs it under :data:`OPENCV_DOC_DATA`, or
+  wherever the environment variable ``MXN_OPENCV_DATA`` points (see
+  :func:`opencv_data_dir`). ``scripts/system_packages.sh`` checks the same
+  place before ``make demo`` and ``make test`` run.
 
 ``docs/DATA.md`` records the provenance and licence of every source.
 """
@@ -24,6 +27,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import cv2
@@ -34,6 +38,14 @@ import numpy as np
 ASTRONAUT_FACE = np.array([178, 70, 266, 170], np.int32)
 #: Where Debian's ``opencv-doc`` package installs OpenCV's sample data.
 OPENCV_DOC_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+#: The environment variable naming a folder of OpenCV's sample data to use instead of :data:`OPENCV_DOC_DATA`.
+OPENCV_DATA_ENV = "MXN_OPENCV_DATA"
+#: How to get the data, for error messages (the same command ``scripts/system_packages.sh`` prints).
+OPENCV_DATA_HINT = (
+    "OpenCV's sample data ships in the Debian package 'opencv-doc': "
+    "sudo apt-get install -y --no-install-recommends opencv-doc (make setup does it when run as root); "
+    f"or set {OPENCV_DATA_ENV} to a folder holding the files (samples/data in OpenCV's source)"
+)
 
 
 def astronaut() -> np.ndarray:
@@ -74,18 +86,28 @@ def carphone_frames(step: int = 1, variant: str = "pristine") -> np.ndarray:
     return read_video(carphone_path(variant), step)
 
 
-def opencv_doc_path(name: str) -> Path:
-    """Path of a file of OpenCV's sample data as Debian's ``opencv-doc`` installs it.
+def opencv_data_dir() -> Path:
+    """The folder of OpenCV's sample data: ``$MXN_OPENCV_DATA`` when set, else :data:`OPENCV_DOC_DATA`.
 
-    The data does not ship in any pip wheel; a missing file names the Debian
-    package to install rather than failing later in a decoder.
+    Read at call time, so tests can point it elsewhere (an empty folder simulates
+    a machine without ``opencv-doc``). When the variable is set it is the only
+    place looked at: falling back to Debian's folder would hide a wrong setting.
     """
-    path = OPENCV_DOC_DATA / name
+    override = os.environ.get(OPENCV_DATA_ENV)
+    return Path(override) if override else OPENCV_DOC_DATA
+
+
+def opencv_doc_path(name: str) -> Path:
+    """Path of a file of OpenCV's sample data (in :func:`opencv_data_dir`).
+
+    The data does not ship in any pip wheel; a missing file names both ways to
+    get it (the Debian package, ``MXN_OPENCV_DATA``) rather than failing later
+    in a decoder.
+    """
+    path = opencv_data_dir() / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: missing; OpenCV's sample data ships in the Debian package 'opencv-doc': "
-            "apt-get install opencv-doc"
-        )
+        where = f" from the folder {OPENCV_DATA_ENV} names" if os.environ.get(OPENCV_DATA_ENV) else ""
+        raise FileNotFoundError(f"{path}: missing{where}; {OPENCV_DATA_HINT}")
     return path
 
 

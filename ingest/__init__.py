@@ -1,3 +1,3 @@
 """Ingest: decode traffic videos, extract moving objects, index them under the
 aggregated top-k labels of several exits, and cluster them per label
-(DESIGN.md section 4). Depends on :mod:`mxn` and :mod:`storage`."""
+(docs/ARCHITECTURE.md section 4). Depends on :mod:`mxn` and :mod:`storage`."""

@@ -1,4 +1,4 @@
-"""Per-label incremental clustering of indexed objects (Focus, DESIGN.md section 4.5).
+"""Per-label incremental clustering of indexed objects (Focus, docs/ARCHITECTURE.md section 4.5).
 
 Every label c keeps at most ``max_active`` open clusters. An object indexed
 under c joins the nearest open cluster of c when its feature vector lies

@@ -1,6 +1,6 @@
 """HTML reports: one self-contained file per run of a job (ingest, a label query, a labelled movie).
 
-Layering (DESIGN.md section 2): reports read what the jobs return and what
+Layering (docs/ARCHITECTURE.md section 2): reports read what the jobs return and what
 the store holds; they may import ``storage``, ``ingest``, ``query``,
 ``facerec`` and ``mxn``, and nothing imports them but the command line, the
 demo and API callers.

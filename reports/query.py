@@ -5,7 +5,7 @@ merged segments per video, and where the gt-all reference is known, the
 reference's segments beside them), *what* (the contact sheet of
 :mod:`query.sheet`, boxes drawn), and *at what price*: which candidates the
 MXN's exits decided and how many went to the expensive GT-CNN, which is the
-whole point of the MXN-gated query (DESIGN.md section 5).
+whole point of the MXN-gated query (docs/ARCHITECTURE.md section 5).
 """
 
 from __future__ import annotations

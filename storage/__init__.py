@@ -1,5 +1,5 @@
 """Storage: the SQL system of record (SQLite or PostgreSQL) and the FAISS
-indexes derived from it (DESIGN.md section 4.6). Imports no other mxn stage."""
+indexes derived from it (docs/ARCHITECTURE.md section 4.6). Imports no other mxn stage."""
 
 from storage.records import (
     ClusterMerge,
@@ -12,7 +12,7 @@ from storage.records import (
     VideoInfo,
     VideoRecord,
 )
-from storage.store import DEFAULT_URL, Store, StoreError, default_url
+from storage.store import DEFAULT_URL, Store, StoreError, database_url, default_url
 from storage.vectors import ClusterVectors
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "StoredObject",
     "VideoInfo",
     "VideoRecord",
+    "database_url",
     "default_url",
 ]
