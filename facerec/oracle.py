@@ -1,4 +1,4 @@
-"""The oracle: who a face is, when no MXN exit is sure (DESIGN.md section 6, Algorithm 3's ``O``).
+"""The oracle: who a face is, when no MXN exit is sure (docs/ARCHITECTURE.md section 6, Algorithm 3's ``O``).
 
 An oracle is any callable from one aligned face crop to a name
 (:class:`Oracle`): the crop is what :func:`facerec.detection.aligned_crops`
@@ -26,7 +26,8 @@ the 0.6 tolerance.
 from __future__ import annotations
 
 import functools
-import warnings
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,13 +46,15 @@ from facerec.detection import (
     model_file,
     require,
 )
-from mxn.images import IMAGE_SUFFIXES, read_image
+from mxn.images import IMAGE_SUFFIXES, first_few, read_image
 
 #: dlib's usual threshold: two faces closer than this (Euclidean, 128-D) are the same person.
 TOLERANCE = 0.6
 #: Side of the aligned chip dlib's embedder was trained on.
 DLIB_CHIP_SIZE = 150
 UNKNOWN_PREFIX = "unknown-"
+
+_log = logging.getLogger(__name__)
 
 
 class Oracle(Protocol):
@@ -174,14 +177,17 @@ class Gallery:
         embedder: FaceEmbedder | None = None,
         detector: str | FaceDetector = "hog",
         max_side: int = 1024,
+        log: Callable[[str], None] | None = None,
     ) -> Gallery:
         """Embed a folder per person (``root/Alice/*.jpg``): the largest face in each photo.
 
         Photos are shrunk to at most ``max_side`` pixels first (phone photos
         are large; faces stay large enough). Files that cannot be decoded and
-        photos in which ``detector`` finds no face are skipped, with one
-        warning that counts both; a missing folder, or one with no usable
-        photo at all, is a :class:`GalleryError`.
+        photos in which ``detector`` finds no face are skipped, and said in
+        one line (:func:`skipped_photos_message`) passed to ``log``, or
+        logged as a warning of this module's logger when ``log`` is ``None``:
+        a line for the user, not a Python warning with a source line. A
+        missing folder, or one with no usable photo at all, is a :class:`GalleryError`.
         """
         root = Path(root)
         if not root.is_dir():
@@ -212,18 +218,30 @@ class Gallery:
                 sources.append(str(path))
         if unreadable or faceless:
             missing = [p.name for p in people if p.name not in names]
-            warnings.warn(
-                f"{root}: skipped {len(unreadable) + len(faceless)} photo(s): {len(unreadable)} unreadable "
-                f"{unreadable[:3]}, {len(faceless)} with no face found {faceless[:3]}"
-                + (f"; no usable photo left for {missing}" if missing else ""),
-                stacklevel=2,
-            )
+            (log or _log.warning)(skipped_photos_message(root, unreadable, faceless, missing))
         if not names:
             raise GalleryError(
                 f"{root}: no usable photo in the person folders (readable images {', '.join(IMAGE_SUFFIXES)} "
                 "with a detectable face)"
             )
         return cls(names, np.stack(embeddings), sources)
+
+
+def skipped_photos_message(
+    root: str | Path, unreadable: Sequence[str], faceless: Sequence[str], missing: Sequence[str] = ()
+) -> str:
+    """One line saying which gallery photos were skipped and why, and who was left with no photo.
+
+    ``unreadable`` and ``faceless`` are ``PERSON/FILE`` names (the first
+    three are shown); ``missing``: the people none of whose photos was usable.
+    """
+    reasons = [
+        f"{len(paths)} {why} ({first_few(paths)})"
+        for paths, why in ((unreadable, "unreadable"), (faceless, "without a face"))
+        if paths
+    ]
+    line = f"gallery {root}: skipped {len(unreadable) + len(faceless)} photo(s): {', '.join(reasons)}"
+    return line + (f"; no usable photo left for {', '.join(missing)}" if missing else "")
 
 
 def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from mxn.segments import merge_segments
+from mxn.text import draw_text, label_size
 
 #: Appearances closer than this (seconds) are one segment of a person's timeline.
 DEFAULT_MAX_GAP = 1.0
@@ -173,23 +174,24 @@ def write_srt(cues: Sequence[tuple[float, float, str]], path: str | os.PathLike)
 #: Box colours (RGB) for the annotated video, one per person in order of appearance.
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]  # fmt: skip
+#: Pixel size of the names on the annotated video (DejaVu Sans; about OpenCV's Hershey font at 0.45).
+LABEL_SIZE = 14
 
 
 def draw_faces(
     image: np.ndarray, faces: Sequence[LabelledFace], colours: dict[str, tuple[int, int, int]]
 ) -> None:
-    """Draw each face's box and ``name (decided by)`` onto an RGB frame, in place."""
+    """Draw each face's box and ``name (decided by)`` onto an RGB frame, in place.
+
+    Names are drawn with :func:`mxn.text.draw_text`, so "Zoë" or "Łukasz" reads as written.
+    """
     for face in faces:
         colour = colours.setdefault(face.name, _PALETTE[len(colours) % len(_PALETTE)])
         x1, y1, x2, y2 = face.box
         cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
         text = f"{face.name} ({face.decided_by})"
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
-        top = max(y1 - h - base - 2, 0)
-        cv2.rectangle(image, (x1, top), (x1 + w + 4, top + h + base + 2), colour, -1)
-        cv2.putText(
-            image, text, (x1 + 2, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
-        )
+        top = max(y1 - label_size(text, LABEL_SIZE)[1], 0)
+        draw_text(image, text, (x1, top), LABEL_SIZE, (0, 0, 0), background=colour)
 
 
 def annotate_video(

@@ -1,4 +1,4 @@
-"""Label who appears when in a movie: detect, align, Algorithm 3, commit (DESIGN.md section 6).
+"""Label who appears when in a movie: detect, align, Algorithm 3, commit (docs/ARCHITECTURE.md section 6).
 
 For every frame (``stride`` apart) of every video of a movie, in order:
 
@@ -38,7 +38,7 @@ from facerec.detection import CROP_SIZE, DETECTORS, FaceDetector, aligned_crops,
 from facerec.labeller import DEFAULT_ALPHA, FaceLabeller, Oracle
 from facerec.outputs import LabelledFace, summarize
 from ingest.decode import VideoError, check_complete, iter_frames, probe
-from storage.records import ORACLE_EXIT, FaceRow
+from storage.records import ORACLE_EXIT, FaceMovieRecord, FaceRow
 from storage.store import Store
 
 
@@ -170,9 +170,13 @@ class MovieLabeller:
             )
         self.store, self.face_model, self.oracle, self.config = store, face_model, oracle, config
         self.detector = detector or make_detector(config.detector)
-        settings = {**config.to_dict(), "oracle": type(oracle).__name__}
-        self.movie = store.face_movie(movie, face_model.sha, settings)
-        stored = store.load_face_features(self.movie.id)
+        self.name, self._settings = movie, {**config.to_dict(), "oracle": type(oracle).__name__}
+        # a new movie is only created with its first run: a file that fails to open leaves no empty movie
+        known = any(m.name == movie for m in store.face_movies())
+        self.movie: FaceMovieRecord | None = (
+            store.face_movie(movie, face_model.sha, create=False) if known else None
+        )
+        stored = store.load_face_features(self.movie.id) if self.movie else {}
         self.database = restore_database(stored, face_model.dims)
         restore = getattr(oracle, "restore_unknowns", None)
         if restore is not None and ORACLE_EXIT in stored:
@@ -204,13 +208,19 @@ class MovieLabeller:
         """Label one video of the movie and return its stats.
 
         A video this movie already holds is skipped unless ``force``; a run
-        that was killed resumes at its last commit. ``stop_after`` ends the
-        run after that many frames as a kill would: the chunk not yet
-        committed is lost (for tests of resuming).
+        that was killed resumes at its last commit. A video that cannot be
+        decoded raises :class:`~ingest.decode.VideoError` and leaves no run
+        and no rows, nor the movie when it holds no other run (the face
+        databases keep what its frames taught them, in memory and, when the
+        movie stays, in SQL). ``stop_after`` ends the run after that many
+        frames as a kill would: the chunk not yet committed is lost (for
+        tests of resuming).
         """
         cfg = self.config
         info = probe(path)
         video = self.store.find_video(info.content_hash) or self.store.add_video(info)
+        if self.movie is None:
+            self.movie = self.store.face_movie(self.name, self.face_model.sha, self._settings)
         done = [r for r in self.store.face_runs(self.movie.id, video.id) if r.status == "done"]
         if done and not force:
             return {**done[-1].stats, "video": info.name, "skipped": True}
@@ -251,10 +261,11 @@ class MovieLabeller:
                 bar.update(last + 1 - bar.n)
             # the decoder walked every frame up to the last labelled one and the stride after it
             check_complete(info, min(last + cfg.stride, info.frame_count or last + 1))
-        except VideoError as err:
-            # keep what was labelled; a rerun resumes at the next frame the stride would label
-            self._commit(run.id, rows, last + cfg.stride if last >= start else start)
-            self.store.fail_face_run(run.id, str(err))
+        except VideoError:
+            # a damaged file fails the same way every time: nothing of it is kept (a kill, below, is resumed)
+            if self.store.discard_face_run(run.id):
+                self.movie = None
+            self.store.forget_video(run.video_id)
             raise
         except BaseException as err:
             self.store.fail_face_run(run.id, f"interrupted: {err!r}")
@@ -298,7 +309,13 @@ def label_movie(
     progress: bool = True,
     on_error: Callable[[str, Exception], None] | None = None,
 ) -> MovieResult:
-    """Label ``paths`` in order as one movie; a bad video is reported and the others still run."""
+    """Label ``paths`` in order as one movie; a bad video is reported and the others still run.
+
+    A bad video is listed in the result's ``failed`` and passed to
+    ``on_error``; it leaves nothing in ``store`` (see
+    :meth:`MovieLabeller.label_video`), so a movie all of whose videos failed
+    is not stored at all, and its result has no ``videos`` and no ``faces``.
+    """
     if not paths:
         raise ValueError("give at least one video")
     name = movie or Path(paths[0]).stem
@@ -316,6 +333,6 @@ def label_movie(
         result.videos.append(stats)
         result.detection_seconds += stats.get("detect_s", 0.0)
         result.recognition_seconds += stats.get("recognise_s", 0.0)
-    result.faces = stored_faces(store, labeller.movie.id)
+    result.faces = stored_faces(store, labeller.movie.id) if labeller.movie else []
     result.seconds = time.perf_counter() - began
     return result

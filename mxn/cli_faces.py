@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +92,14 @@ def faces(
     from facerec.outputs import person_timeline
     from mxn import api
 
-    with resumable():
+    failures: list[str] = []
+
+    def failed(path: str, err: Exception) -> None:
+        failures.append(failure_line(path, err))
+        if len(movies) > 1:  # said as it happens; a lone video's failure is the command's one error line
+            click.echo(f"FAILED {failures[-1]}", err=True)
+
+    with resumable(), echo_warnings():
         result = api.label_faces(
             movies,
             gallery=gallery,
@@ -107,16 +117,67 @@ def faces(
             annotate=annotate,
             force=force,
             progress=not quiet,
-            on_error=lambda path, err: click.echo(f"FAILED {path}: {err}", err=True),
+            on_error=failed,
             html=html,
         )
-    _print_summary(result.summary(), person_timeline(result.faces))
-    for path in (out, srt, annotate, html):
-        if path:
-            click.echo(f"wrote {Path(path)}")
+    stored = bool(result.videos or result.faces)  # else every video failed: no figures, no files
+    if stored:
+        _print_summary(result.summary(), person_timeline(result.faces))
+        for path in (out, srt, annotate, html):
+            if path:
+                click.echo(f"wrote {Path(path)}")
     _write_json(json_out, result.to_dict())
-    if result.failed:
-        raise click.ClickException(f"{len(result.failed)} of {len(movies)} videos failed (see above)")
+    if len(failures) == 1 and len(movies) == 1:
+        raise click.ClickException(failures[0])
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {len(movies)} videos failed (see above)")
+
+
+def failure_line(path: str, err: Exception) -> str:
+    """``PATH: why``, the path said once: the library's video errors already start with it (or its name)."""
+    text = str(err)
+    return text if text.startswith((str(path), Path(path).name)) else f"{path}: {text}"
+
+
+def movie_line(summary: dict[str, Any]) -> str:
+    """The movie's totals; the time taken only when a video was labelled (not just read back from SQL)."""
+    line = (
+        f"movie {summary['movie']!r}: {summary['faces']} faces, {len(summary['people'])} people; "
+        f"oracle calls {summary['oracle_calls']} ({100 * summary['oracle_rate']:.1f}%)"
+    )
+    if not any(not video.get("skipped") for video in summary["videos"]):
+        return line + "; answered from the database, no model run"
+    return line + (
+        f"; {summary['seconds']:.1f} s (detection {summary['detection_seconds']:.1f} s, "
+        f"recognition {summary['recognition_seconds']:.1f} s)"
+    )
+
+
+@contextmanager
+def echo_warnings(*loggers: str) -> Iterator[None]:
+    """Print the library's warnings (a gallery's skipped photos, ...) as plain lines on stderr.
+
+    The library logs them (:mod:`logging`), so an API caller decides where
+    they go; the command line shows each as one line, whatever handlers
+    other packages set up on the root logger.
+    """
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(record.getMessage(), err=True)
+
+    handler = Echo(logging.WARNING)
+    named = [logging.getLogger(name) for name in loggers or ("facerec", "mxn.images")]
+    saved = [(log, log.propagate) for log in named]
+    for log in named:
+        log.addHandler(handler)
+        log.propagate = False
+    try:
+        yield
+    finally:
+        for log, propagate in saved:
+            log.removeHandler(handler)
+            log.propagate = propagate
 
 
 def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
@@ -124,12 +185,7 @@ def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
         note = "already labelled (--force to redo)" if video.get("skipped") else "done"
         click.echo(f"{video['video']}: {note}")
     n = summary["faces"]
-    click.echo(
-        f"\nmovie {summary['movie']!r}: {n} faces, {len(summary['people'])} people; "
-        f"oracle calls {summary['oracle_calls']} ({100 * summary['oracle_rate']:.1f}%); "
-        f"{summary['seconds']:.1f} s (detection {summary['detection_seconds']:.1f} s, "
-        f"recognition {summary['recognition_seconds']:.1f} s)"
-    )
+    click.echo("\n" + movie_line(summary))
     if n:
         rates = ", ".join(f"exit {i} {100 * r:.1f}%" for i, r in enumerate(summary["hit_rate_per_exit"]))
         click.echo(f"hit rate per exit: {rates}\n")
@@ -177,18 +233,19 @@ def tune_faces(
     """Per-exit distance thresholds reaching a target accuracy on VIDEOS with known truth; 1/alpha sweep."""
     from mxn import api
 
-    tuning = api.tune_faces(
-        videos,
-        gallery=gallery,
-        model=model_path,
-        target_accuracy=target_accuracy,
-        alpha=alpha,
-        detector=detector,
-        stride=stride,
-        out=out,
-        plot=plot,
-        into_model=into_model,
-    )
+    with echo_warnings():
+        tuning = api.tune_faces(
+            videos,
+            gallery=gallery,
+            model=model_path,
+            target_accuracy=target_accuracy,
+            alpha=alpha,
+            detector=detector,
+            stride=stride,
+            out=out,
+            plot=plot,
+            into_model=into_model,
+        )
     thresholds, result = tuning.thresholds.thresholds, tuning.replay
     click.echo(
         f"{tuning.faces} calibration faces; the oracle alone is {100 * tuning.oracle_accuracy:.1f}% accurate"

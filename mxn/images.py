@@ -6,8 +6,8 @@ networks scale to [0, 1] themselves, so callers never need to remember how.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,8 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 #: Sub-folders that mark a data set already split (the traffic world writes these).
 SPLITS = ("train", "val", "calibration", "test")
+
+_log = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -71,6 +73,12 @@ def read_image(path: str | Path) -> np.ndarray | None:
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def first_few(items: Sequence[str], most: int = 3) -> str:
+    """Up to ``most`` items joined with commas, and how many more: a message names a few, counts the rest."""
+    shown = ", ".join(items[:most])
+    return f"{shown}, and {len(items) - most} more" if len(items) > most else shown
+
+
 def list_classes(root: str | Path) -> list[str]:
     """The class folders of a class-per-folder directory, sorted."""
     root = Path(root)
@@ -82,11 +90,15 @@ def list_classes(root: str | Path) -> list[str]:
     return classes
 
 
-def load_image_folder(root: str | Path, size: int, classes: list[str] | None = None) -> ImageSet:
+def load_image_folder(
+    root: str | Path, size: int, classes: list[str] | None = None, log: Callable[[str], None] | None = None
+) -> ImageSet:
     """Load a class-per-folder directory (``root/<class>/<image>``), resized to ``size``.
 
-    Files that cannot be decoded are skipped with one warning that counts
-    them; a folder with no readable image at all is an error. Pass
+    Files that cannot be decoded are skipped and counted in one line passed
+    to ``log`` (default: a warning of this module's logger, which prints
+    the bare line when logging is not set up; never a Python warning with a
+    source line); a folder with no readable image at all is an error. Pass
     ``classes`` to keep label numbers aligned with another split.
     """
     root = Path(root)
@@ -101,33 +113,36 @@ def load_image_folder(root: str | Path, size: int, classes: list[str] | None = N
                 continue
             img = read_image(path)
             if img is None:
-                bad.append(path.name)
+                bad.append(f"{name}/{path.name}")
                 continue
             images.append(img)
             labels.append(label)
     if bad:
-        warnings.warn(f"{root}: skipped {len(bad)} unreadable image(s), e.g. {bad[:3]}", stacklevel=2)
+        (log or _log.warning)(f"{root}: skipped {len(bad)} unreadable image(s) ({first_few(bad)})")
     if not images:
         raise DatasetError(f"{root}: no readable images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
     return ImageSet(resize_batch(images, size), np.asarray(labels, np.int64), list(classes))
 
 
-def load_dataset(root: str | Path, size: int) -> dict[str, ImageSet]:
+def load_dataset(
+    root: str | Path, size: int, log: Callable[[str], None] | None = None
+) -> dict[str, ImageSet]:
     """A data set as named splits.
 
     If ``root`` has ``train/`` (and optionally ``val/``, ``calibration/``,
     ``test/``) sub-folders, each is loaded with the train split's classes;
-    otherwise ``root`` itself is the single split ``"all"``.
+    otherwise ``root`` itself is the single split ``"all"``. Skipped
+    unreadable images are told to ``log`` (see :func:`load_image_folder`).
     """
     root = Path(root)
     if (root / "train").is_dir():
         classes = list_classes(root / "train")
         return {
-            split: load_image_folder(root / split, size, classes)
+            split: load_image_folder(root / split, size, classes, log)
             for split in SPLITS
             if (root / split).is_dir()
         }
-    return {"all": load_image_folder(root, size)}
+    return {"all": load_image_folder(root, size, log=log)}
 
 
 def merge_datasets(datasets: Sequence[dict[str, ImageSet]]) -> dict[str, ImageSet]:

@@ -9,10 +9,15 @@ import cv2
 import numpy as np
 
 from ingest.decode import VideoError, read_frames
+from mxn.text import draw_text, label_size
 from query.result import QueryResult
 
 BOX_COLOUR = (40, 220, 40)  # RGB
 TEXT_COLOUR = (255, 255, 255)
+#: Pixel sizes of the tiles' captions and of the empty answer's message (DejaVu Sans, any script).
+CAPTION_SIZE = 13
+MESSAGE_SIZE = 24
+CAPTION_PAD = (2, 0)
 
 
 def pick_frames(result: QueryResult, limit: int) -> list[tuple[int, int]]:
@@ -25,14 +30,17 @@ def pick_frames(result: QueryResult, limit: int) -> list[tuple[int, int]]:
 
 
 def _tile(image: np.ndarray, boxes: list[tuple[int, int, int, int]], caption: str, width: int) -> np.ndarray:
-    """The frame scaled to ``width``, its boxes drawn after scaling (crisp at any size), a caption on top."""
+    """The frame scaled to ``width``, its boxes drawn after scaling (crisp at any size), a caption on top.
+
+    The caption names the video, whose file name may be in any script (:func:`mxn.text.draw_text`).
+    """
     scale = width / image.shape[1]
     tile = cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
     for box in boxes:
         x1, y1, x2, y2 = (round(v * scale) for v in box)
         cv2.rectangle(tile, (x1, y1), (x2, y2), BOX_COLOUR, 2)
-    cv2.rectangle(tile, (0, 0), (width, 16), (0, 0, 0), -1)
-    cv2.putText(tile, caption, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, TEXT_COLOUR, 1, cv2.LINE_AA)
+    tile[: label_size(caption, CAPTION_SIZE, CAPTION_PAD)[1]] = 0  # a black band as high as the caption
+    draw_text(tile, caption, (2, 0), CAPTION_SIZE, TEXT_COLOUR, pad=CAPTION_PAD)
     return tile
 
 
@@ -62,8 +70,7 @@ def sheet_image(result: QueryResult, limit: int = 24, columns: int = 6, tile_wid
             raise VideoError(f"the contact sheet decodes the answer's frames again: {err}") from err
     if not tiles:
         sheet = np.zeros((60, 4 * tile_width, 3), np.uint8)
-        cv2.putText(sheet, f"no frames with {result.label}", (10, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                    TEXT_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
+        draw_text(sheet, f"no frames with {result.label}", (8, 14), MESSAGE_SIZE, TEXT_COLOUR)
         return sheet
     height = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles]

@@ -6,6 +6,8 @@ embedded once per module and kept few.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,7 @@ from facerec.oracle import (
     GalleryOracle,
     Oracle,
     face_distances,
+    skipped_photos_message,
 )
 from facerec.sample_data import ASTRONAUT_FACE, astronaut, lfw_faces
 
@@ -120,12 +123,14 @@ def cast(tmp_path_factory, image, lfw_canvases) -> Path:
 
 @pytest.fixture(scope="module")
 def gallery(cast, embedder) -> Gallery:
-    with pytest.warns(UserWarning) as caught:
-        loaded = Gallery.from_folder(cast, embedder=embedder)
-    message = str(caught[0].message)
-    assert "skipped 2 photo(s): 1 unreadable" in message and "Carol/carol.jpg" in message
-    assert "1 with no face found ['Alice/wall.png']" in message
-    assert "no usable photo left for ['Carol']" in message
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said to the caller's log, not as a Python warning
+        loaded = Gallery.from_folder(cast, embedder=embedder, log=lines.append)
+    assert lines == [
+        f"gallery {cast}: skipped 2 photo(s): 1 unreadable (Carol/carol.jpg), "
+        "1 without a face (Alice/wall.png); no usable photo left for Carol"
+    ]
     return loaded
 
 
@@ -136,18 +141,43 @@ def test_gallery_embeds_the_largest_face_of_each_usable_photo(gallery):
     assert face_distances(gallery.embeddings[:1], gallery.embeddings[1:2])[0, 0] < TOLERANCE
 
 
-def test_missing_or_empty_galleries_are_errors(tmp_path, embedder):
+def test_missing_or_empty_galleries_are_errors(tmp_path, embedder, caplog):
     with pytest.raises(GalleryError, match="no such gallery folder"):
         Gallery.from_folder(tmp_path / "nowhere", embedder=embedder)
     with pytest.raises(GalleryError, match="no person folders"):
         Gallery.from_folder(tmp_path, embedder=embedder)
     (tmp_path / "Dave").mkdir()
     (tmp_path / "Dave" / "broken.png").write_bytes(b"nothing")
-    with (
-        pytest.warns(UserWarning, match="1 unreadable"),
-        pytest.raises(GalleryError, match="no usable photo"),
-    ):
-        Gallery.from_folder(tmp_path, embedder=embedder)
+    with caplog.at_level(logging.WARNING), pytest.raises(GalleryError, match="no usable photo"):
+        Gallery.from_folder(tmp_path, embedder=embedder)  # no log given: the logging module's
+    [record] = caplog.records
+    assert record.name == "facerec.oracle" and record.getMessage() == (
+        f"gallery {tmp_path}: skipped 1 photo(s): 1 unreadable (Dave/broken.png); "
+        "no usable photo left for Dave"
+    )
+
+
+def test_unreadable_training_images_are_one_line_too(tmp_path, caplog):
+    """Like a gallery's photos, ``mxn train``'s unreadable images are said in a line, not a UserWarning."""
+    from mxn.images import load_dataset
+
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "ok.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "dog" / "bad.jpg").write_bytes(b"not a JPEG")
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_dataset(tmp_path, 8, log=lines.append)["all"]) == 2
+        with caplog.at_level(logging.WARNING):
+            load_dataset(tmp_path, 8)
+    assert lines == [f"{tmp_path}: skipped 1 unreadable image(s) (dog/bad.jpg)"]
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("mxn.images", lines[0])]
+
+
+def test_skipped_photos_are_named_a_few_and_counted():
+    line = skipped_photos_message("cast", [f"A/{k}.jpg" for k in range(5)], [])
+    assert line == "gallery cast: skipped 5 photo(s): 5 unreadable (A/0.jpg, A/1.jpg, A/2.jpg, and 2 more)"
 
 
 # -- the oracle ----------------------------------------------------------------------------------------

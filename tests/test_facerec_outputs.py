@@ -2,6 +2,7 @@
 
 import csv
 import json
+import unicodedata
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from facerec.outputs import (
     LabelledFace,
     annotate_video,
+    draw_faces,
     person_timeline,
     screen_time,
     subtitle_cues,
@@ -28,6 +30,7 @@ from facerec.tuning import (
     truth_accuracy,
     tune_thresholds,
 )
+from mxn.text import covered, draw_text, drawable, label_size, text_mask
 
 
 def _face(frame, name, exit=0, video="a.mp4", fps=10.0):
@@ -91,6 +94,57 @@ def test_annotated_video_draws_boxes_on_the_labelled_frames(tmp_path):
     assert len(frames) == 6
     changed = [int(np.abs(f.astype(int) - 128).max() > 60) for f in frames]
     assert changed == [0, 0, 1, 1, 0, 0]
+
+
+# -- names in any script ---------------------------------------------------------------------------------
+
+
+FULL_WIDTH_ALICE = "\uff21\uff4c\uff49\uff43\uff45"
+
+
+def _drawn(name: str, decided_by_exit: int | None = 1) -> np.ndarray:
+    """A grey 640x360 frame with one labelled face: what ``annotate_video`` writes for it."""
+    image = np.full((360, 640, 3), 128, np.uint8)
+    face = LabelledFace("a.mp4", 0, 0.0, (200, 100, 300, 220), name, decided_by_exit, 0.2)
+    draw_faces(image, [face], {})
+    return image
+
+
+@pytest.mark.parametrize(
+    ("name", "as_putText_drew_it"),
+    [("Zoë", "Zo??"), ("Łukasz", "??ukasz"), ("Ñandú", "??and??"), ("Дмитрий", "??????????????")],
+)
+def test_annotated_names_keep_their_letters(name, as_putText_drew_it):
+    """OpenCV's putText drew each UTF-8 byte of a non-ASCII letter as '?'."""
+    drawn = _drawn(name)
+    assert not np.array_equal(drawn, _drawn(as_putText_drew_it))
+    assert not np.array_equal(drawn, _drawn(name.encode("ascii", "replace").decode()))
+    assert np.array_equal(drawn, _drawn(unicodedata.normalize("NFD", name)))  # however it was typed
+    # the label's box, in the person's colour, sits on top of the face's box as before
+    assert (drawn[81:100, 200] == (230, 25, 75)).all() and (drawn[80, 200:300] == 128).all()
+
+
+def test_a_script_the_font_lacks_is_written_as_code_points_never_as_question_marks_or_boxes():
+    assert drawable("佐藤") == "[U+4F50 U+85E4]"
+    assert drawable("Zoë 佐藤 (exit 1)") == "Zoë [U+4F50 U+85E4] (exit 1)"
+    assert drawable(FULL_WIDTH_ALICE) == "Alice"  # full-width letters: their compatibility form
+    assert drawable("a\nb") == "a b"  # one line
+    for name in ("佐藤", "Zoë", "Łukasz", "🙂", FULL_WIDTH_ALICE, "مرحبا"):
+        assert all(ord(c) in covered() or c == " " for c in drawable(name)), name
+    sato, tanaka = _drawn("佐藤"), _drawn("田中")
+    assert np.array_equal(sato, _drawn("[U+4F50 U+85E4]"))
+    assert not np.array_equal(sato, _drawn("??")) and not np.array_equal(sato, tanaka)
+
+
+def test_text_is_clipped_at_the_frame_edges_and_masks_are_reused():
+    image = np.zeros((20, 30, 3), np.uint8)
+    text = "Łukasz is a long name"
+    box = draw_text(image, text, (-5, 12), 14, (255, 255, 255), background=(9, 9, 9))
+    assert box[:2] == (-5, 12) and label_size(text, 14) == (box[2] - box[0], box[3] - box[1])
+    assert (image[12:, :] != 0).any() and (image[:12] == 0).all()
+    assert text_mask("Zoë", 14) is text_mask("Zoë", 14)
+    with pytest.raises(ValueError, match="font size"):
+        text_mask("x", 0)
 
 
 # -- tuning on hand-made embeddings ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
 from facerec.pipeline import FaceConfig, MovieLabeller, label_movie, stored_faces
 from ingest.decode import VideoError
 from mxn.cli import main
+from mxn.cli_faces import movie_line
 from storage.store import Store, StoreError
 
 #: A stranger: in every movie, never in the gallery.
@@ -150,14 +152,32 @@ def _grey_video(path: Path, frames: int = 12) -> Path:
     return path
 
 
+def _truncated(movie: Path, tmp_path: Path) -> Path:
+    """``movie`` as an MJPG AVI cut in half: it opens and decodes, then stops short (after a commit).
+
+    (A cut mp4 does not open at all: its index is at the end.)
+    """
+    capture = cv2.VideoCapture(str(movie))
+    fps, size = capture.get(cv2.CAP_PROP_FPS), (int(capture.get(3)), int(capture.get(4)))
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    while (frame := capture.read())[0]:
+        writer.write(frame[1])
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    return cut
+
+
 def test_no_faces_bad_videos_and_the_rest_still_label(tmp_path, movies, face_model, gallery):
     empty = _grey_video(tmp_path / "empty.mp4")
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(2000))
+    cut = _truncated(movies[1], tmp_path)
     errors = []
     with Store(f"sqlite:///{tmp_path / 'b.db'}") as store:
         result = label_movie(
-            [empty, corrupt, tmp_path / "missing.mp4", movies[0]],
+            [empty, corrupt, tmp_path / "missing.mp4", movies[0], cut],
             store,
             face_model,
             GalleryOracle(gallery),
@@ -166,21 +186,32 @@ def test_no_faces_bad_videos_and_the_rest_still_label(tmp_path, movies, face_mod
             on_error=lambda p, e: errors.append(p),
         )
         assert [v["video"] for v in result.videos] == ["empty.mp4", "part1.mp4"]
-        assert result.videos[0]["frames"] == 12 and len(result.failed) == 2 and len(errors) == 2
+        assert result.videos[0]["frames"] == 12 and len(result.failed) == 3 and len(errors) == 3
         assert {f.video for f in result.faces} == {"part1.mp4"}
+        # the bad files left no run and no row; the good ones keep theirs
+        [movie] = store.face_movies()
+        assert [r.status for r in store.face_runs(movie.id)] == ["done", "done"]
+        assert store.counts()["face_rows"] == len(result.faces) > 0
     with pytest.raises(ValueError, match="at least one video"):
         label_movie([], Store("sqlite://"), face_model, GalleryOracle(gallery), _config(face_model))
 
 
-def test_truncated_video_fails_its_run(tmp_path, movies, face_model, gallery):
-    data = movies[0].read_bytes()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) // 2])
-    with Store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+def test_a_movie_whose_videos_all_fail_leaves_nothing(store_url, tmp_path, movies, face_model, gallery):
+    cut = _truncated(movies[0], tmp_path)
+    (tmp_path / "text.mp4").write_text("not a movie")
+    with Store(store_url) as store:
         labeller = MovieLabeller(store, "cut", face_model, GalleryOracle(gallery), _config(face_model))
-        with pytest.raises(VideoError):
+        commits, commit = [], store.commit_faces
+        store.commit_faces = lambda run, rows, *rest: commits.append(len(rows)) or commit(run, rows, *rest)
+        with pytest.raises(VideoError, match="truncated or damaged"):
             labeller.label_video(cut, progress=False)
-        assert [r.status for r in store.face_runs(labeller.movie.id)] in (["failed"], [])
+        assert sum(commits) > 0  # faces were committed before it failed, and are gone with it
+        assert labeller.movie is None
+        result = _label(store, [cut, tmp_path / "text.mp4", tmp_path / "missing.mp4"], face_model, gallery)
+        assert len(result.failed) == 3 and result.videos == [] and result.faces == []
+        counts = store.counts()
+        assert counts["face_movies"] == counts["face_runs"] == counts["face_rows"] == 0
+        assert counts["face_features"] == 0
 
 
 def test_cli_tune_then_label(tmp_path, cast, movies):
@@ -271,6 +302,42 @@ def test_cli_train_faces_distils_a_face_model_from_a_movie(tmp_path, movies):
     assert report["kind"] == "distillation" and report["train_crops"] + report["heldout_crops"] > 10
     done = CliRunner().invoke(main, ["train", "faces", str(tmp_path / "nothing.mp4"), "--out", str(out)])
     assert done.exit_code != 0 and "nothing.mp4" in done.output
+
+
+def test_cli_faces_on_a_bad_file_says_one_line_and_stores_nothing(tmp_path, cast):
+    """A text file named movie.mp4, with a gallery holding a broken photo: plain lines, exit 1, no figures."""
+    bad = tmp_path / "movie.mp4"
+    bad.write_text("this is not a movie")
+    gallery = tmp_path / "cast"
+    shutil.copytree(cast, gallery)
+    person = sorted(p for p in gallery.iterdir() if p.is_dir())[0]
+    (person / "broken.jpg").write_bytes(b"\xff\xd8 not a JPEG")
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    args = ["faces", str(bad), "--gallery", str(gallery), "--db", url, "--out", str(tmp_path / "o.json")]
+    done = CliRunner().invoke(main, [*args, "--quiet"])
+    assert done.exit_code == 1
+    lines = done.output.splitlines()
+    assert lines == [
+        f"gallery {gallery}: skipped 1 photo(s): 1 unreadable ({person.name}/broken.jpg)",
+        f"Error: {bad}: OpenCV cannot open it (corrupt, truncated, or an unsupported format)",
+    ]
+    assert not (tmp_path / "o.json").exists()
+    with Store(url) as store:
+        assert store.face_movies() == [] and store.counts()["face_runs"] == 0
+    # a missing file is one line too
+    done = CliRunner().invoke(main, ["faces", str(tmp_path / "gone.mp4"), "--db", url, "--quiet"])
+    assert done.exit_code == 1 and done.output == f"Error: {tmp_path / 'gone.mp4'}: no such file\n"
+
+
+def test_movie_line_gives_times_only_for_work_done():
+    summary = {"movie": "m", "faces": 3, "people": ["a"], "oracle_calls": 1, "oracle_rate": 1 / 3,
+               "seconds": 2.0, "detection_seconds": 1.5, "recognition_seconds": 0.25,
+               "videos": [{"video": "a.mp4", "skipped": True}]}  # fmt: skip
+    assert movie_line(summary) == (
+        "movie 'm': 3 faces, 1 people; oracle calls 1 (33.3%); answered from the database, no model run"
+    )
+    summary["videos"].append({"video": "b.mp4"})
+    assert movie_line(summary).endswith("; 2.0 s (detection 1.5 s, recognition 0.2 s)")
 
 
 def test_cli_faces_writes_an_html_report(tmp_path, cast, movies):
