@@ -239,7 +239,9 @@ class DistributedIngest:
         info = probe(path)
         run, action = self.local.prepare(info, force)
         if action == "skipped":
-            return IngestResult(info.name, "skipped", run.id, stats=run.stats)
+            return IngestResult(
+                info.name, "skipped", run.id, stats=run.stats, settings_differ=self.local.differences(run)
+            )
         pending = [r for r in self.store.ranges(run.id) if r.status != "done"]
         resumed_from = pending[0].next_frame if action == "resume" and pending else 0
         futures = [
@@ -287,8 +289,11 @@ class DistributedIngest:
         errors = [f.exception() for f in video.futures if f.status != "finished"]
         if errors:
             message = str(errors[0]) or type(errors[0]).__name__
-            if not isinstance(errors[0], VideoError):
-                message = f"{type(errors[0]).__name__}: {message}"
+            if isinstance(errors[0], VideoError):  # a damaged file: nothing of it is kept, as in one process
+                self.store.discard_run(video.run.id)
+                self.store.forget_video(video.run.video_id)
+                return IngestResult(video.info.name, "failed", error=message)
+            message = f"{type(errors[0]).__name__}: {message}"
             self.store.fail_run(video.run.id, message)
             return IngestResult(video.info.name, "failed", video.run.id, error=message)
         wall = time.perf_counter() - video.began

@@ -16,7 +16,7 @@ from typing import Any
 from storage.records import RangeRecord
 
 #: Counters a range accumulates (over resumes too); a run's are their sums.
-COUNTERS = ("frames", "frames_skipped", "objects", "indexing")
+COUNTERS = ("frames", "frames_skipped", "objects", "indexing", "confident")
 #: Seconds per stage; a run's are their sums.
 TIMERS = ("decode_s", "extract_s", "model_s", "cluster_s", "store_s")
 

@@ -19,11 +19,18 @@ Nothing lost, nothing doubled:
   a chunk commits only while its attempt still owns the range;
 * the next ingest of that video with the same settings resumes every
   unfinished range at its last chunk boundary, reloading its clustering
-  state from SQL; with other settings it discards the unfinished run and
-  starts over;
+  state from SQL; with other settings it is refused, naming them (``force``
+  discards the unfinished run and starts over);
+* while another process on this machine is indexing the video, a second
+  ingest of it is refused at once (no work is done twice); a range taken
+  over by another attempt stops this one with the index intact;
+* a file that turns out damaged part-way (truncated, corrupt) leaves
+  nothing behind: its run is discarded, and its video row when nothing
+  else uses it;
 * a video already indexed (same content hash and mode) is skipped unless
-  ``force``, and a forced re-ingest replaces the old index only when it
-  completes.
+  ``force`` (the result says when the stored index has other settings, and
+  its figures are the stored run's), and a forced re-ingest replaces the old
+  index only when it completes.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from tqdm.auto import tqdm
 
 from ingest.aggregation import aggregate_topk, indexing_count, label_sets
 from ingest.clustering import IncrementalClusterer, normalise
-from ingest.config import IngestConfig
+from ingest.confidence import confident_mask, expected_share, unfamiliar_warning
+from ingest.config import IngestConfig, describe_diff, settings_diff
 from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
 from ingest.extraction import FrameChangeTest, ObjectExtractor
 from ingest.merging import plan_merges
@@ -52,15 +60,27 @@ from ingest.ranges import COUNTERS, TIMERS, plan_ranges, run_stats
 from mxn.images import resize_batch, square_crop
 from mxn.modelfile import MXNModel, model_sha
 from storage.records import ObjectRecord, RangeRecord, RunRecord, VideoInfo, range_seq_base
-from storage.store import Store
+from storage.store import RangeTakenError, Store
 from storage.vectors import single_thread_faiss
 
 log = logging.getLogger(__name__)
 
 
+class IngestConflictError(VideoError):
+    """A video that cannot be ingested now: another process is at it, or its unfinished run differs.
+
+    Nothing of the index is touched; the message says what to do.
+    """
+
+
 @dataclass
 class IngestResult:
-    """What happened to one video."""
+    """What happened to one video.
+
+    A ``"skipped"`` video was indexed before: its ``stats`` are the stored
+    run's (``stats_stored``), and ``settings_differ`` names the settings in
+    which that run differs from the ones asked for (:func:`settings_diff`).
+    """
 
     video: str
     status: str  # "done" | "skipped" | "failed"
@@ -68,6 +88,13 @@ class IngestResult:
     resumed_from: int = 0  # frame a resumed run continued at (0: fresh)
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    settings_differ: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. a model out of its depth on this video
+
+    @property
+    def stats_stored(self) -> bool:
+        """Whether ``stats`` describe an earlier run (the video was skipped), not work done now."""
+        return self.status == "skipped"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +103,9 @@ class IngestResult:
             "run_id": self.run_id,
             "resumed_from": self.resumed_from,
             "stats": self.stats,
+            "stats_stored": self.stats_stored,
+            "settings_differ": self.settings_differ,
+            "warnings": self.warnings,
             "error": self.error,
         }
 
@@ -187,6 +217,29 @@ def attempt_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def live_holder(owner: str | None) -> int | None:
+    """The process id of another live process on this machine that ``owner`` (an attempt) names.
+
+    None when the attempt is this process's, another machine's (nothing to
+    ask), or its process has ended (killed: a zombie counts as ended).
+    """
+    host, pid_text, _tag = (owner or "").rsplit(":", 2) if (owner or "").count(":") >= 2 else ("", "", "")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return pid  # no /proc (not Linux): alive is all we know
+    return None if state in ("Z", "X") else pid
+
+
 class VideoIngest:
     """Ingest of videos into one store with one model (see the module docstring).
 
@@ -214,10 +267,24 @@ class VideoIngest:
 
     # -- run bookkeeping ----------------------------------------------------
 
-    def prepare(self, info: VideoInfo, force: bool = False) -> tuple[RunRecord, str]:
+    def differences(self, run: RunRecord) -> dict[str, dict[str, Any]]:
+        """Where ``run``'s settings and model differ from this ingest's (:func:`settings_diff`)."""
+        diff = settings_diff(run.config, self.config.index_key())
+        if run.model_sha != self.sha:
+            diff["model"] = {"stored": run.model_sha[:12], "asked": self.sha[:12]}
+        return diff
+
+    def prepare(
+        self, info: VideoInfo, force: bool = False, single_process: bool = False
+    ) -> tuple[RunRecord, str]:
         """The run to work on and what to do with it: ``"skipped"``, ``"resume"`` or ``"start"``.
 
-        A new run is split into ranges of ``range_frames`` frames.
+        A new run is split into ranges of ``range_frames`` frames. An
+        unfinished run resumes only with its own settings and model; with
+        others it raises :class:`IngestConflictError` naming them, unless
+        ``force`` (then it is discarded). With ``single_process`` (a whole
+        video in this process), a run another live process on this machine
+        holds raises :class:`IngestConflictError` too, before any work.
         """
         video = self.store.add_video(info)
         runs = self.store.runs(video.id)
@@ -225,24 +292,46 @@ class VideoIngest:
         if not force and any(r.status == "done" for r in mine):
             done = [r for r in mine if r.status == "done"][-1]
             return done, "skipped"
-        key = self.config.index_key()
-        for run in mine:
-            if run.status == "running" and run.config == key and run.model_sha == self.sha:
+        running = [r for r in mine if r.status == "running"]
+        if single_process:
+            for run in running:
+                holders = sorted({p for r in self.store.ranges(run.id) if r.status == "running"
+                                  and (p := live_holder(r.owner)) is not None})  # fmt: skip
+                if holders:
+                    raise IngestConflictError(
+                        f"another process (pid {', '.join(map(str, holders))}) is indexing this video "
+                        "right now; the index is safe: let it finish (or stop it and run this again "
+                        "to resume its work)"
+                    )
+        for run in running:
+            if not self.differences(run):
                 return run, "resume"
+        if running and not force:
+            last = running[-1]
+            done_frames = sum(r.next_frame - r.start_frame for r in self.store.ranges(last.id))
+            raise IngestConflictError(
+                f"an unfinished ingest of this video (run {last.id}, {done_frames} frames "
+                f"indexed) has other settings: {describe_diff(self.differences(last))}; run again "
+                "with its settings to resume it, or add --force to discard it and start over with these"
+            )
         for run in mine:
             if run.status != "done":
                 log.info("discarding unfinished run %d of %s (other settings or failed)", run.id, info.name)
                 self.store.discard_run(run.id)
         ranges = plan_ranges(info.frame_count, self.config.range_frames)
-        return self.store.start_run(video.id, self.config.mode, key, self.sha, ranges), "start"
+        return self.store.start_run(
+            video.id, self.config.mode, self.config.index_key(), self.sha, ranges
+        ), "start"
 
     def ingest(self, path: str | os.PathLike, force: bool = False) -> IngestResult:
         """Index one video, range after range; raises :class:`VideoError` for unreadable files."""
         path = str(path)
         info = probe(path)
-        run, action = self.prepare(info, force)
+        run, action = self.prepare(info, force, single_process=True)
         if action == "skipped":
-            return IngestResult(info.name, "skipped", run.id, stats=run.stats)
+            return IngestResult(
+                info.name, "skipped", run.id, stats=run.stats, settings_differ=self.differences(run)
+            )
         ranges = self.store.ranges(run.id)
         pending = [r for r in ranges if r.status != "done"]
         resumed_from = pending[0].next_frame if action == "resume" and pending else 0
@@ -253,8 +342,12 @@ class VideoIngest:
         try:
             for r in pending:
                 self.ingest_range(path, info, run, r.index, bar=bar)
-        except VideoError as err:
-            self.store.fail_run(run.id, str(err))
+        except IngestConflictError:
+            raise  # the run is another process's now: leave it to it
+        except VideoError:
+            # a damaged file fails the same way every time: nothing of it is kept (a kill is resumed)
+            self.store.discard_run(run.id)
+            self.store.forget_video(run.video_id)
             raise
         finally:
             bar.close()
@@ -274,7 +367,18 @@ class VideoIngest:
         absorbed = sum(len(m.absorbed) for m in merges)
         stats |= {"clusters": clusters - absorbed, "clusters_merged": absorbed, **(extra or {})}
         done = self.store.finish_run(run.id, stats, merges)
-        return IngestResult(name, "done", done.id, resumed_from=resumed_from, stats=stats)
+        expected = expected_share(self.model.calibration, self.config.exits or ())
+        warning = unfamiliar_warning(int(stats.get("confident", 0)), int(stats["objects"]), expected)
+        if warning:
+            log.info("%s: %s", name, warning)
+        return IngestResult(
+            name,
+            "done",
+            done.id,
+            resumed_from=resumed_from,
+            stats=stats,
+            warnings=[warning] if warning else [],
+        )
 
     # -- the work -----------------------------------------------------------
 
@@ -288,8 +392,14 @@ class VideoIngest:
         """
         owner = attempt_owner()
         rng = self.store.claim_range(run.id, index, owner)
-        stats = self._process(path, info, run, rng, owner, bar)
-        self.store.finish_range(run.id, index, stats, owner)
+        try:
+            stats = self._process(path, info, run, rng, owner, bar)
+            self.store.finish_range(run.id, index, stats, owner)
+        except RangeTakenError as err:
+            raise IngestConflictError(
+                f"another process took over this video's ingest (range {index} of run {run.id}) "
+                "and goes on with it; the index is safe: the chunks this process committed are kept"
+            ) from err
         return stats
 
     def _process(
@@ -341,6 +451,8 @@ class VideoIngest:
             crops = resize_batch([crop for *_, crop in chunk.waiting], self.model.spec.input_size)
             result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
             mask, scores = aggregate_topk(result.outputs, c.topk)
+            thresholds = self.model.thresholds or [None] * self.model.spec.num_exits
+            sure = confident_mask(result.outputs, [thresholds[e] for e in c.exits or ()])
             labels = label_sets(mask, scores, self.model.classes)
             features = normalise(result.features)
         with _Timer(stats, "cluster_s"), single_thread_faiss():
@@ -353,6 +465,7 @@ class VideoIngest:
                 chunk.next_seq += 1
         stats["objects"] += len(chunk.waiting)
         stats["indexing"] += indexing_count(mask)
+        stats["confident"] += int(sure.sum())
         chunk.waiting = []
 
 

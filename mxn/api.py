@@ -57,7 +57,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,30 +234,51 @@ def _existing(path: PathLike, what: str, folder: bool) -> Path:
 def database_url(db: str | os.PathLike | Store | None = None) -> str:
     """The database every job uses: ``db``, else ``$MXN_DB``, else ``sqlite:///mxn.db``.
 
-    A ``Path`` (not a string) is taken as an SQLite file, so ``Path("out/x.db")`` works as well as
-    ``"sqlite:///out/x.db"``; an open :class:`~storage.store.Store` gives its URL (password masked).
+    A URL is used as it is; anything else (``"cams.db"``, ``Path("out/x.db")``)
+    is an SQLite file (:func:`storage.store.database_url`); an open
+    :class:`~storage.store.Store` gives its URL (password masked).
     """
-    from storage.store import Store, default_url
+    from storage.store import Store
+    from storage.store import database_url as resolve
 
-    if db is None:
-        return default_url()
     if isinstance(db, Store):
         return db.url
-    if isinstance(db, os.PathLike):
-        return f"sqlite:///{os.fspath(db)}"
-    return db
+    return resolve(db)
 
 
 @contextmanager
-def _open_store(db: str | os.PathLike | Store | None) -> Iterator[Store]:
-    """The store of ``db`` for one job: opened and closed here, or the caller's open one, left open."""
-    from storage.store import Store
+def _open_store(db: str | os.PathLike | Store | None, create: bool = False) -> Iterator[Store]:
+    """The store of ``db`` for one job: opened and closed here, or the caller's open one, left open.
+
+    Only the jobs that index (ingest, faces) ``create`` a store; the others
+    open an existing mxn database or fail, writing nothing. An SQLite file
+    made for a job that stored nothing (every video failed) is removed again:
+    a failed job leaves nothing behind.
+    """
+    from storage.store import Store, sqlite_path
 
     if isinstance(db, Store):
         yield db
         return
-    with Store(database_url(db)) as store:
+    url = database_url(db)
+    path = sqlite_path(url) if create else None
+    fresh = path is not None and not path.exists()
+    store = Store(url, create=create)
+    try:
         yield store
+    finally:
+        empty = fresh and _holds_nothing(store)
+        store.close()
+        if empty and path is not None:
+            path.unlink(missing_ok=True)
+
+
+def _holds_nothing(store: Store) -> bool:
+    """Whether a store has no row of anything (an error reading it counts as holding something)."""
+    try:
+        return not any(store.counts().values())
+    except Exception:  # the job's own error, if any, is the one to see
+        return False
 
 
 def _loaded(value: object) -> bool:
@@ -612,7 +633,7 @@ def ingest(
     resolved = config.resolve(loaded.spec.num_exits)  # an exit the model lacks fails before any video
     url = database_url(db)
     if not distributed:
-        with _open_store(db) as store:
+        with _open_store(db, create=True) as store:
             results = ingest_videos(paths, store, loaded, config, force=force, progress=progress)
     else:
         from ingest.distributed import ingest_videos_distributed
@@ -623,7 +644,7 @@ def ingest(
             progress=progress,
         )  # fmt: skip
     done = IngestResults(results, url, resolved)
-    if html:
+    if html and len(done.failed) < len(done):  # every video failed: no store to report on
         with _open_store(db) as store:
             write_ingest_report(html, store, done)
     return done
@@ -655,12 +676,12 @@ def index_crops(
         raise OptionError(f"block_seconds must be positive, got {block_seconds}")
     if index not in ("mxn", "focus"):
         raise OptionError(f"index must be mxn or focus, got {index!r}")
-    _tensorflow()
-    from ingest.training_set import export_training_set
-    from query.engine import find_videos
+    with _open_store(db) as store:  # an existing mxn database, or an error before the model loads
+        _tensorflow()
+        from ingest.training_set import export_training_set
+        from query.engine import find_videos
 
-    gt_model = _model(gt, "gt")
-    with _open_store(db) as store:
+        gt_model = _model(gt, "gt")
         video_id = find_videos(store, video)[0].id if video not in (None, "all") else None
         return export_training_set(store, out, gt_model, index, video_id, every, block_seconds, seed=seed,
                                    progress=progress)  # fmt: skip
@@ -688,6 +709,7 @@ def query(
     progress: bool = True,
     html: PathLike | None = None,
     html_images: Sequence[PathLike] = (),
+    log: Log | None = None,
 ) -> QueryResult:
     """Find the frames that show ``label`` (``mxn query LABEL``).
 
@@ -704,27 +726,32 @@ def query(
     ``sheet`` (``.png``) and an HTML report to ``html`` when given, with the
     PNG files of ``html_images`` (plots, e.g. :func:`tune_query`'s) embedded in
     it. ``gt`` and ``qmodel`` may be models already loaded. Verdicts
-    are cached, so asking again runs no CNN (``cache=False`` pays again).
-    An unknown label raises :class:`query.engine.QueryError` listing the
-    labels the index knows.
+    are cached, so asking again runs no CNN (``cache=False`` pays again);
+    on a read-only database the query answers without caching. An unknown
+    label raises :class:`query.engine.QueryError` listing the labels the
+    index knows. ``db`` must be an existing mxn database: a query never
+    creates one. Warnings (a read-only database, a query MXN that does not
+    know the label) go to ``log`` as they arise and into the result's
+    ``warnings``.
     """
     begin, finish = parse_time(start, "start"), parse_time(end, "end")
     _suffix(out, (".json", ".csv"), "out")
     _suffix(sheet, (".png",), "sheet")
-    _tensorflow()
-    if html:
-        from reports import write_query_report
-    from query.engine import MODES, QueryEngine
-    from query.sheet import contact_sheet
-    from query.thresholds import load_thresholds
+    with _open_store(db) as store:  # an existing mxn database, or an error before any model loads
+        _tensorflow()
+        if html:
+            from reports import write_query_report
+        from query.engine import MODES, QueryEngine
+        from query.sheet import contact_sheet
+        from query.thresholds import load_thresholds
 
-    if mode not in MODES:  # the engine says the same, but only after both models have loaded
-        raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "mode")
-
-    limits = load_thresholds(thresholds) if thresholds else None
-    gt_model, query_model = _query_models(gt, qmodel, need_query=mode == "mxn")
-    with _open_store(db) as store:
-        engine = QueryEngine(store, gt_model, query_model, limits, use_cache=cache, progress=progress)
+        if mode not in MODES:  # the engine says the same, but only after both models have loaded
+            raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "mode")
+        limits = load_thresholds(thresholds) if thresholds else None
+        gt_model, query_model = _query_models(gt, qmodel, need_query=mode == "mxn")
+        engine = QueryEngine(
+            store, gt_model, query_model, limits, use_cache=cache, progress=progress, warn=log
+        )
         result = engine.run(label, video, begin, finish, mode=mode, index_mode=index)
         if out:
             result.write(out)
@@ -777,22 +804,23 @@ def tune_query(
     Too few candidates raise :class:`query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
-    _tensorflow()
-    from query.tuning import (
-        DEFAULT_INDEX_RECALL_SHARE,
-        TuningError,
-        TuningSamples,
-        collect_samples,
-        index_ceiling,
-        plot_tradeoff,
-        tune,
-    )
+    with ExitStack() as opened:  # every index an existing mxn database, before any model loads
+        stores = [opened.enter_context(_open_store(source)) for source in (db, *also)]
+        _tensorflow()
+        from query.tuning import (
+            DEFAULT_INDEX_RECALL_SHARE,
+            TuningError,
+            TuningSamples,
+            collect_samples,
+            index_ceiling,
+            plot_tradeoff,
+            tune,
+        )
 
-    gt_model, query_model = _query_models(gt, qmodel, need_query=True)
-    parts: list[TuningSamples] = []
-    ceiling: dict[str, dict[str, Any]] = {}
-    for source in (db, *also):
-        with _open_store(source) as store:
+        gt_model, query_model = _query_models(gt, qmodel, need_query=True)
+        parts: list[TuningSamples] = []
+        ceiling: dict[str, dict[str, Any]] = {}
+        for store in stores:
             try:
                 part = collect_samples(store, gt_model, query_model, index or "mxn", progress=progress)
             except TuningError as err:
@@ -986,9 +1014,11 @@ def label_faces(
     first file's name): calling again answers from it and runs no model;
     more videos extend it (``force`` labels stored videos again). A missing
     or damaged video is listed in the result's ``failed`` (and passed to
-    ``on_error``); the others still run. Writes the face rows to ``out``
-    (``.json`` or ``.csv``), subtitles to ``srt``, an annotated copy of the
-    first video to ``annotate`` and an HTML report to ``html`` when given.
+    ``on_error``) and leaves nothing in the database; the others still run.
+    Writes the face rows to ``out`` (``.json`` or ``.csv``), subtitles to
+    ``srt``, an annotated copy of the first video that could be read to
+    ``annotate`` and an HTML report to ``html`` when given; none of them
+    when every video failed and the movie holds no faces.
 
     ``model`` is a face model file (default: the bundled face MXN) or one
     already loaded (a :class:`~facerec.model.FaceMXN` or its ``MXNModel``).
@@ -1011,22 +1041,26 @@ def label_faces(
     config = FaceConfig(limits, rate, detector, stride, min_face, chunk_frames)
     oracle, people = _oracle(gallery)
     url = database_url(db)
-    with _open_store(db) as store:
+    with _open_store(db, create=True) as store:
         result = label_movie(
             paths, store, face_model, oracle, config, movie=movie, force=force, progress=progress,
             on_error=on_error,
         )  # fmt: skip
     labelled = _labelled_movie_type()(**{f.name: getattr(result, f.name) for f in fields(result)})
     labelled.db, labelled.config, labelled.gallery_people = url, config, tuple(sorted(people))
+    if not labelled.videos and not labelled.faces:
+        return labelled  # every video failed: nothing stored, nothing to write
+    failed = {f["video"] for f in labelled.failed}
+    readable = [m for m in paths if m not in failed]
     if out:
         write_faces(labelled.faces, out, extra={"summary": labelled.summary()})
     if srt:
-        fps = max((probe(m).fps for m in paths if Path(m).is_file()), default=25.0)
+        fps = max((probe(m).fps for m in readable), default=25.0)
         write_srt(subtitle_cues(labelled.faces, stride / fps), srt)
-    if annotate:
-        first = Path(paths[0]).name
+    if annotate and readable:
+        first = Path(readable[0]).name
         shown = [f for f in labelled.faces if f.video == first]
-        annotate_video(paths[0], shown, annotate, hold_frames=stride)
+        annotate_video(readable[0], shown, annotate, hold_frames=stride)
     if html:
         write_faces_report(html, labelled)
     return labelled

@@ -168,6 +168,32 @@ def _option_error(err) -> click.ClickException:
     return click.ClickException(err.text(flag))
 
 
+#: The library's errors a user can fix, as (module, class): each says what is wrong and what to do.
+USER_ERRORS = (
+    ("mxn.card", "ModelFileError"),
+    ("mxn.images", "DatasetError"),
+    ("mxn.spec", "SpecError"),
+    ("ingest.decode", "VideoError"),
+    ("storage.store", "StoreError"),
+    ("builtins", "ValueError"),
+    ("builtins", "FileNotFoundError"),
+)
+
+
+def _is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is one of :data:`USER_ERRORS`, importing nothing.
+
+    An error of a class can only exist once its module is loaded, so the
+    classes are looked up among the loaded modules: a command pays no import
+    for error handling (``mxn info``, argument errors stay instant).
+    """
+    for module, name in USER_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(err, getattr(loaded, name)):
+            return True
+    return False
+
+
 def friendly_errors(fn: Callable) -> Callable:
     """Turn the library's user-facing errors into ``Error: ...`` and exit code 1.
 
@@ -177,28 +203,15 @@ def friendly_errors(fn: Callable) -> Callable:
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from ingest.decode import VideoError
-        from mxn.api import OptionError
-        from mxn.images import DatasetError
-        from mxn.modelfile import ModelFileError
-        from mxn.spec import SpecError
-        from storage.store import StoreError
-
-        user_errors = (
-            ModelFileError,
-            DatasetError,
-            SpecError,
-            VideoError,
-            StoreError,
-            ValueError,
-            FileNotFoundError,
-        )
         try:
             return fn(*args, **kwargs)
-        except OptionError as err:
-            raise _option_error(err) from err
-        except user_errors as err:
-            raise click.ClickException(str(err)) from err
+        except Exception as err:
+            api = sys.modules.get("mxn.api")
+            if api is not None and isinstance(err, api.OptionError):
+                raise _option_error(err) from err
+            if _is_user_error(err):
+                raise click.ClickException(str(err)) from err
+            raise
 
     return wrapper
 
@@ -213,6 +226,11 @@ def resumable() -> Iterator[None]:
             "\ninterrupted: the committed chunks are kept; run the same command again to resume", err=True
         )
         raise SystemExit(130) from None
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, as it arises (the library's ``log`` / ``warn`` callbacks)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
@@ -267,9 +285,8 @@ def main() -> None:
     CNN, so easy inputs are answered early and only hard ones pay for the
     whole network.
     """
-    from mxn.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    # TensorFlow loads (quietly) when a job first needs it (mxn.api), not here:
+    # --help, `mxn info` and argument errors answer at once.
 
 
 class TrainGroup(click.Group):
@@ -405,7 +422,7 @@ def train_images(
 @friendly_errors
 def info(model_path: str, as_json: bool) -> None:
     """Show a model file's card: architecture, classes, exits, thresholds."""
-    from mxn.modelfile import read_card
+    from mxn.card import read_card
 
     card = read_card(model_path)
     if as_json:
@@ -524,6 +541,9 @@ def demo(out: str, quick: bool, seconds: float | None, seed: int, json_out: str 
     report per job and OUT/index.html linking them (mxn.demo.run_demo).
     """
     from mxn.demo import DemoError, run_demo
+    from mxn.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
     try:
         summary = run_demo(out, quick=quick, seconds=seconds, seed=seed, echo=click.echo).to_dict()
@@ -677,8 +697,11 @@ def models() -> None:
 @friendly_errors
 def models_list() -> None:
     """Show each default model, its file and its test accuracy per exit."""
+    from mxn.card import read_card
+    from mxn.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # mxn.defaults loads the models' code
     from mxn.defaults import DEFAULT_MODELS, MODEL_DIR
-    from mxn.modelfile import read_card
 
     for name, what in DEFAULT_MODELS.items():
         path = MODEL_DIR / f"{name}.mxn"
@@ -703,6 +726,9 @@ def models_check(data: str, json_out: str | None) -> None:
 
 
 def _print_difficulty(data: str) -> dict[str, Any]:
+    from mxn.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from mxn.defaults import FIRST_EXIT_RANGE, GT_MINIMUM, difficulty
 
     d = difficulty(data)

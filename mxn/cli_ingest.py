@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mxn.cli import _write_json, friendly_errors, main, print_table, resumable
+from mxn.cli import _write_json, friendly_errors, main, print_table, resumable, warn
 
 EXAMPLES_INGEST = """
 Examples:
@@ -139,14 +139,22 @@ def ingest(
             html=html,
         )
     _print_results(results)
-    if html:
+    if html and Path(html).is_file():
         click.echo(f"wrote {Path(html)}")
     _write_json(json_out, results.to_dict())
     if results.failed:
         raise click.ClickException(f"{len(results.failed)} of {len(results)} videos failed (see above)")
 
 
-HEADERS = ["video", "frames", "skipped", "objects", "#indexing", "clusters", "seconds", "frames/s", ""]
+HEADERS = ["video", "frames", "skipped", "objects", "#indexing", "clusters", "seconds", "frames/s", "status"]
+
+
+def _status(r) -> str:
+    """The status column: done, or whose figures a skipped video shows (an earlier run's)."""
+    if r.status != "skipped":
+        return "done"
+    other = ", OTHER SETTINGS" if r.settings_differ else ""
+    return f"already indexed (figures of run {r.run_id}{other}; --force to redo)"
 
 
 def _print_results(results) -> None:
@@ -156,7 +164,7 @@ def _print_results(results) -> None:
             click.echo(f"FAILED {r.video}: {r.error}", err=True)
             continue
         s = r.stats
-        note = "already indexed (--force to redo)" if r.status == "skipped" else "done"
+        note = _status(r)
         if r.resumed_from:
             note += f", resumed at frame {r.resumed_from}"
         if s.get("ranges", 1) > 1:
@@ -178,6 +186,17 @@ def _print_results(results) -> None:
         )
     if rows:
         print_table(HEADERS, rows)
+    from ingest.config import describe_diff
+
+    for r in results:
+        for warning in r.warnings:
+            warn(f"{r.video}: {warning}")
+        if r.settings_differ:
+            click.echo(
+                f"{r.video}: indexed by run {r.run_id} with other settings: "
+                f"{describe_diff(r.settings_differ)}; the figures above are that run's; "
+                "--force re-indexes it with these settings"
+            )
 
 
 EXAMPLES_CROPS = """

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mxn.api import parse_time as parse_time  # the one parser of --from / --to (also mxn.api's start / end)
-from mxn.cli import _write_json, friendly_errors, main, print_table
+from mxn.cli import _write_json, friendly_errors, main, print_table, warn
 
 EXAMPLES_QUERY = """
 Examples:
@@ -129,6 +129,7 @@ def query(
         cache=not no_cache,
         progress=not quiet,
         html=html,
+        log=warn,
     )
     print_summary(result)
     for path in (out, sheet, html):

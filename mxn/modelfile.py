@@ -23,27 +23,41 @@ import os
 import tempfile
 import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mxn.card import (
+    CARD,
+    FORMAT,
+    FORMAT_VERSION,
+    SUFFIX,
+    WEIGHTS,
+    ModelFileError,
+    read_card,
+    read_members,
+    sha256,
+)
 from mxn.engine import StagedEngine
 from mxn.network import MultiExitNetwork, build_network
-from mxn.report import check_format
 from mxn.spec import NetworkSpec, SpecError
 
-FORMAT = "mxn-model"
-FORMAT_VERSION = 1
-CARD = "card.json"
-WEIGHTS = "model.weights.h5"
-SUFFIX = ".mxn"
-
-
-class ModelFileError(Exception):
-    """A model file that is missing, corrupt, truncated or does not match its card."""
+# the card's names, re-exported: a model file's reader and writer are used from here
+__all__ = [
+    "CARD",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "SUFFIX",
+    "WEIGHTS",
+    "MXNModel",
+    "ModelFileError",
+    "load_model",
+    "model_sha",
+    "read_card",
+    "save_model",
+]
 
 
 @dataclass
@@ -113,7 +127,7 @@ def save_model(model: MXNModel, path: str | os.PathLike) -> Path:
         clean.model.set_weights(model.network.model.get_weights())
         clean.model.save_weights(weights)
         card = model.card()
-        card["weights_sha256"] = _sha256(weights.read_bytes())
+        card["weights_sha256"] = sha256(weights.read_bytes())
         staged = Path(tmp) / "model.zip"
         with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(CARD, json.dumps(card, indent=2, sort_keys=True))
@@ -122,17 +136,11 @@ def save_model(model: MXNModel, path: str | os.PathLike) -> Path:
     return path
 
 
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The card of a model file, checked but without loading weights."""
-    card, _ = _read_members(Path(path), with_weights=False)
-    return card
-
-
 def load_model(path: str | os.PathLike) -> MXNModel:
     """Load a ``.mxn`` file written by :func:`save_model`."""
     path = Path(path)
-    card, weights_bytes = _read_members(path, with_weights=True)
-    if _sha256(weights_bytes) != card.get("weights_sha256"):
+    card, weights_bytes = read_members(path, with_weights=True)
+    if sha256(weights_bytes) != card.get("weights_sha256"):
         raise ModelFileError(f"{path}: the weights do not match the card's checksum (corrupt file)")
     try:
         spec = NetworkSpec.from_dict(card["spec"])
@@ -162,31 +170,3 @@ def load_model(path: str | os.PathLike) -> MXNModel:
         )
     except ValueError as err:
         raise ModelFileError(f"{path}: {err}") from err
-
-
-def _read_members(path: Path, with_weights: bool) -> tuple[dict[str, Any], bytes]:
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, expected a {SUFFIX} model file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = {CARD, WEIGHTS} - names
-            if missing:
-                raise ModelFileError(f"{path}: not an mxn model file (missing {sorted(missing)})")
-            raw_card = zf.read(CARD)
-            weights = zf.read(WEIGHTS) if with_weights else b""
-    except (zipfile.BadZipFile, zlib.error) as err:
-        raise ModelFileError(f"{path}: not an mxn model file, or truncated/corrupt ({err})") from err
-    except (zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise ModelFileError(f"{path}: cannot read the model file: {err}") from err
-    try:
-        card = json.loads(raw_card)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path}: the model card is not valid JSON: {err}") from err
-    return check_format(card, path, FORMAT, FORMAT_VERSION, ModelFileError, "an mxn model card"), weights
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -1,4 +1,4 @@
-"""Label queries (DESIGN.md section 5; dissertation section 5.3.1.2).
+"""Label queries (docs/ARCHITECTURE.md section 5; dissertation section 5.3.1.2).
 
 A query for a label takes the clusters indexed under it (the candidates) and
 asks of each cluster's representative crop "is it the label?":
@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +130,8 @@ class QueryEngine:
         max_gap: seconds between frames that still belong to one segment.
         progress: show progress bars for long work (``all`` mode decodes video).
         chunk_size: candidates decided together (bounds the decoded crops held in memory).
+        warn: called with each warning as it arises (the command line prints it at once);
+            every answer also lists its warnings (:attr:`QueryResult.warnings`).
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class QueryEngine:
         progress: bool = False,
         chunk_size: int = CHUNK_CANDIDATES,
         cascade_batch_size: int = CASCADE_BATCH,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         if chunk_size < 1 or cascade_batch_size < 1:
             raise QueryError(
@@ -161,7 +164,10 @@ class QueryEngine:
             max_gap,
             progress,
         )
-        self.chunk_size = chunk_size
+        self.chunk_size, self.warn = chunk_size, warn
+        self._warnings: list[str] = []  # the running query's
+        self._cache_refusal: str | None = None  # why verdicts cannot be written (checked once)
+        self._cache_checked = False
         self.gt_key = f"gt:{model_sha(gt_model)[:16]}"
         self.thresholds = thresholds
         self.mxn_key = None
@@ -187,6 +193,7 @@ class QueryEngine:
     ) -> QueryResult:
         """Answer "where is ``label``?" in ``video`` (name; ``None`` or ``"all"``: every video)."""
         began = time.perf_counter()
+        self._warnings = []
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "mxn" and self.query_model is None:
@@ -197,6 +204,9 @@ class QueryEngine:
         if index_mode not in INDEX_MODES:
             raise QueryError(f"unknown index mode {index_mode!r}; choose one of {', '.join(INDEX_MODES)}")
         self._check_label(label, index_mode)
+        self._check_cache()
+        if mode == "mxn":
+            self._check_query_model(label)
         videos = self._videos(video)
         video_id = videos[0].id if video not in (None, "all") else None
         if mode == "all":
@@ -208,7 +218,7 @@ class QueryEngine:
             accepted_objects = self._members(decisions.accepted, start, end)
         answers = self._answers(videos, accepted_objects)
         stats.seconds = time.perf_counter() - began
-        result = QueryResult(label, mode, index_mode, start, end, answers, stats)
+        result = QueryResult(label, mode, index_mode, start, end, answers, stats, warnings=self._warnings)
         result.accuracy = judge(self.store, result, video_id)
         return result
 
@@ -233,6 +243,47 @@ class QueryEngine:
             return  # a label nothing was indexed under: a valid, empty answer
         listed = ", ".join(known) if known else "none yet: ingest a video first (mxn ingest VIDEO)"
         raise QueryError(f"unknown label {label!r}; the index knows: {listed}")
+
+    def _warn(self, message: str) -> None:
+        self._warnings.append(message)
+        log.info(message)
+        if self.warn is not None:
+            self.warn(message)
+
+    def _check_cache(self) -> None:
+        """Before any work: can verdicts be cached here? If not, answer without caching and say so once.
+
+        A database on read-only storage (or a read-only role) can still be
+        asked: verdicts already cached are read, new ones are not written.
+        """
+        if not self.use_cache:
+            return
+        if not self._cache_checked:
+            self._cache_refusal, self._cache_checked = self.store.write_refusal(), True
+            if self._cache_refusal is not None:
+                self._warn(
+                    f"the database is read-only ({self._cache_refusal}): answering without caching "
+                    "new verdicts, so asking again pays again"
+                )
+
+    @property
+    def _caching(self) -> bool:
+        return self.use_cache and self._cache_refusal is None
+
+    def _check_query_model(self, label: str) -> None:
+        """Say when the query MXN decides nothing for ``label``: every candidate then costs a GT-CNN call."""
+        assert self.query_model is not None and self.thresholds is not None
+        if label not in self.query_model.classes:
+            self._warn(
+                f"the query MXN does not know {label!r} (it knows: {', '.join(self.query_model.classes)}): "
+                "its exits decide no candidate, which go to the ground-truth CNN as in --mode focus; "
+                "give a query model trained on it (--qmodel)"
+            )
+        elif not self.thresholds.for_label(label).decides:
+            self._warn(
+                f"nothing may decide {label!r} at the query MXN's thresholds: every candidate goes to "
+                "the ground-truth CNN; `mxn tune query` fits thresholds on this index"
+            )
 
     def _videos(self, video: str | None) -> list[VideoRecord]:
         return find_videos(self.store, video)
@@ -292,8 +343,7 @@ class QueryEngine:
         free = {v.cluster_id for v in made}
         todo = [c for c in todo if c.id not in free]
         last = thresholds.last_deciding_exit
-        if todo and (label not in self.query_model.classes or last is None):
-            log.info("no exit can decide %r: every candidate goes to the GT-CNN", label)
+        if todo and (label not in self.query_model.classes or last is None):  # said by _check_query_model
             made += [Verdict(c.id, "undecided", None, 0.0) for c in todo]
         elif todo:
             index = self.query_model.classes.index(label)
@@ -310,7 +360,7 @@ class QueryEngine:
                     continue
                 accepted, _ = thresholds.outcomes(int(exit_taken), np.array([p]))
                 made.append(Verdict(c.id, "accept" if accepted[0] else "reject", int(exit_taken), p))
-        if self.use_cache:
+        if self._caching:
             self.store.save_verdicts(label, self.mxn_key, made)
         return verdicts | {v.cluster_id: v for v in made}
 
@@ -359,7 +409,7 @@ class QueryEngine:
             Verdict(c.id, "accept" if top[k] == index else "reject", None, float(probabilities[k, index]))
             for k, c in enumerate(todo)
         ]
-        if self.use_cache:
+        if self._caching:
             self.store.save_verdicts(label, self.gt_key, made)
         return verdicts | {v.cluster_id: v for v in made}
 

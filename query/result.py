@@ -101,6 +101,7 @@ class QueryResult:
     videos: list[VideoAnswer]
     stats: QueryStats
     accuracy: dict[str, Any] | None = None  # precision / recall against the gt-all index, when there is one
+    warnings: list[str] = field(default_factory=list)  # what the user should know about how it was answered
 
     @property
     def hits(self) -> int:
@@ -121,6 +122,7 @@ class QueryResult:
             "frames": sum(len(v.frames) for v in self.videos),
             "stats": self.stats.to_dict(),
             "accuracy": self.accuracy,
+            "warnings": self.warnings,
             "videos": [v.to_dict() for v in self.videos],
         }
 

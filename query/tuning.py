@@ -140,6 +140,31 @@ class TuningSamples:
         )
 
 
+def _names(labels: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(labels[:most]) + (f", ... ({len(labels)} in all)" if len(labels) > most else "")
+    return shown or "none"
+
+
+def _no_labels_reason(
+    indexed: Sequence[str], index_mode: str, query_labels: Sequence[str], gt_labels: Sequence[str]
+) -> str:
+    """Why no label can be tuned, in the user's terms: an empty index, or models that know other labels."""
+    if not indexed:
+        return (
+            f"no clusters to tune on: the {index_mode} index is empty; ingest videos first "
+            f"(mxn ingest VIDEO{' --mode focus' if index_mode == 'focus' else ''})"
+        )
+    missing = [name for name, known in (("query MXN", query_labels), ("ground-truth CNN", gt_labels))
+               if not set(indexed) & set(known)]  # fmt: skip
+    models = " and the ".join(missing) or "query MXN and the ground-truth CNN together"
+    return (
+        f"none of the index's labels is known to the {models}: the {index_mode} index holds "
+        f"{_names(list(indexed))}; the query MXN knows {_names(list(query_labels))}; the ground-truth CNN "
+        f"knows {_names(list(gt_labels))}. Give models trained on the index's labels (--qmodel, --gt), "
+        "or ingest with a model of theirs"
+    )
+
+
 def collect_samples(
     store: Store,
     gt_model: MXNModel,
@@ -154,14 +179,10 @@ def collect_samples(
     share (an index of one ingest model and settings: all of them); the
     others' scores mean something else and read as NaN.
     """
-    labels = [
-        lab for lab in store.labels(mode=index_mode) if lab in query_model.classes and lab in gt_model.classes
-    ]
+    indexed = store.labels(mode=index_mode)
+    labels = [lab for lab in indexed if lab in query_model.classes and lab in gt_model.classes]
     if not labels:
-        raise TuningError(
-            "no clusters to tune on: ingest videos first (mxn ingest VIDEO), with labels the query "
-            "model and the ground-truth CNN both know"
-        )
+        raise TuningError(_no_labels_reason(indexed, index_mode, query_model.classes, gt_model.classes))
     q_engine, gt_engine = query_model.engine(batch_size), gt_model.engine(batch_size)
     last = gt_model.spec.num_exits - 1
     scorer_of_run = {r.id: index_scorer_of(r) for r in store.runs()}

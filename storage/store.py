@@ -126,9 +126,36 @@ class StoreError(Exception):
     """A database that cannot be opened or used: bad URL, wrong schema version, unreachable server."""
 
 
+class RangeTakenError(StoreError):
+    """A write for a range that another attempt has taken over (or whose run was discarded meanwhile)."""
+
+
+#: A database URL starts with a scheme (``sqlite://``, ``postgresql+psycopg://``); anything else is a path.
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def default_url() -> str:
     """``$MXN_DB`` when set (one setting points every command at a shared server), else DEFAULT_URL."""
-    return os.environ.get("MXN_DB") or DEFAULT_URL
+    return database_url(os.environ.get("MXN_DB") or DEFAULT_URL)
+
+
+def database_url(db: str | os.PathLike | None = None) -> str:
+    """The URL of ``db``: a URL as it is, a file path as an SQLite URL; ``None``: :func:`default_url`.
+
+    The one place that reads what a user wrote after ``--db`` (or in ``$MXN_DB``),
+    so ``cams.db``, ``Path("cams.db")`` and ``sqlite:///cams.db`` name the same
+    database everywhere. A path is quoted into its URL, so ``?`` and ``%`` stay
+    part of the file name (in a URL, ``?`` starts the query string) and the URL
+    reads back to the same path wherever it is passed on (Dask workers).
+    """
+    if db is None:
+        return default_url()
+    text = os.fspath(db)
+    if not text.strip():
+        raise StoreError("the database is an empty name: give a file (cams.db) or a URL (sqlite:///cams.db)")
+    if not isinstance(db, os.PathLike) and _URL_SCHEME.match(text):
+        return text
+    return URL.create("sqlite", database=text).render_as_string(hide_password=False)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -211,10 +238,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _make_engine(url: URL) -> Engine:
+def sqlite_path(url: str | os.PathLike) -> Path | None:
+    """The file of an SQLite database URL or path (None: another backend, or an in-memory database)."""
+    return _sqlite_file(_parse_url(database_url(url)))
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file an SQLite URL names (``file:`` URIs included), or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite" or _is_memory(url):
+        return None
+    name = str(url.database)
+    if name.startswith("file:"):
+        name = name[len("file:") :].split("?", 1)[0]
+    return Path(name).expanduser()
+
+
+def _make_engine(url: URL, create: bool) -> Engine:
     if url.get_backend_name() == "sqlite":
-        if not _is_memory(url) and not str(url.database).startswith("file:"):
-            Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(url)
+        if path is not None and create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, json_serializer=_json_dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -240,10 +283,52 @@ def _schema_version(conn: Connection) -> int | None:
     return conn.scalar(select(SCHEMA.c.version).where(SCHEMA.c.id == 1))
 
 
-def _ensure_schema(conn: Connection) -> None:
-    """Create the tables of a new database, upgrade an older one that only lacks tables, refuse others."""
+#: The PostgreSQL advisory lock that serialises stores creating or upgrading one database's schema.
+_SCHEMA_LOCK = 0x6D786E  # "mxn"
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Hold the database's write lock for this transaction: one process at a time makes the schema.
+
+    Two ingests starting on a new database at once would otherwise both find
+    it empty and both create tables (PostgreSQL: "relation already exists"),
+    or one would see the other's half-made schema (SQLite's driver commits
+    each CREATE TABLE on its own unless a transaction was begun explicitly).
+    The second now waits, then finds the first's complete schema.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # also makes the CREATE TABLEs one transaction
+    elif conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+
+
+#: What a database that is not mxn's is told to hold instead (a few of the tables, by name).
+_EXPECTED = f"mxn's tables ({SCHEMA.name}, {VIDEOS.name}, {RUNS.name}, {OBJECTS.name}, ...)"
+
+
+def _ensure_schema(conn: Connection, create: bool) -> None:
+    """Create the tables of a new database, upgrade an older one that only lacks tables, refuse others.
+
+    Only an empty database becomes an mxn store, and only when ``create``: a
+    database of another program never gets mxn's tables added to it, and the
+    read-only jobs (queries, tuning, reports) never make a store at all.
+    """
+    if create:
+        _lock_schema(conn)
     found = _schema_version(conn)
     if found is None:
+        others = sorted(inspect(conn).get_table_names())
+        if others:
+            listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise StoreError(
+                f"not an mxn database: it holds {len(others)} table(s) of another program ({listed}), "
+                f"not {_EXPECTED}; give mxn a database of its own"
+            )
+        if not create:
+            raise StoreError(
+                f"not an mxn database: it is empty (expected {_EXPECTED}); "
+                "`mxn ingest VIDEO --db ...` or `mxn faces MOVIE --db ...` makes one"
+            )
         Base.metadata.create_all(conn)
         conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
     elif found in UPGRADABLE_FROM:
@@ -420,17 +505,35 @@ def _visible(mode: str | None) -> list[ColumnElement[bool]]:
 class Store:
     """SQL system of record; FAISS indexes beside it are derived (see storage.vectors)."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, index_dir: str | Path | None = None) -> None:
-        """Open (creating tables when new) and check the schema version."""
+    def __init__(
+        self,
+        url: str | os.PathLike = DEFAULT_URL,
+        *,
+        index_dir: str | Path | None = None,
+        create: bool = True,
+    ) -> None:
+        """Open the database ``url`` (a URL or an SQLite file path) and check its schema version.
+
+        With ``create`` a missing SQLite file or an empty database becomes a
+        new store; without it (what read-only jobs use) only an existing mxn
+        database opens, and nothing is written to find that out.
+        """
+        url = database_url(url)
         parsed = _parse_url(url)
         self.url = mask_url(url)
+        path = _sqlite_file(parsed)
+        if path is not None and not create and not path.is_file():
+            found = "a folder" if path.is_dir() else "no such file"
+            raise StoreError(
+                f"no mxn database at {path} ({found}); check --db, or make one: mxn ingest VIDEO --db {path}"
+            )
         try:
-            self._engine = _make_engine(parsed)
+            self._engine = _make_engine(parsed, create)
             with self._engine.begin() as conn:
-                _ensure_schema(conn)
-        except StoreError:
+                _ensure_schema(conn, create)
+        except StoreError as err:
             self._dispose()
-            raise
+            raise StoreError(f"{self.url}: {err}") from None
         except (SQLAlchemyError, OSError, ImportError) as err:
             self._dispose()
             raise StoreError(f"cannot open database {self.url}: {_cause(err)}") from err
@@ -456,6 +559,24 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    def write_refusal(self) -> str | None:
+        """Why this process cannot write to the database (None: it can), found with no change made.
+
+        A read-only file or folder, a ``mode=ro`` SQLite URI, a read-only
+        PostgreSQL role or transaction: each refuses a real write, so one is
+        tried (the schema row set to itself) and rolled back. Jobs that only
+        write as a side effect (a query's verdict cache) ask first instead of
+        failing after their work. A lock held by another writer is not a refusal.
+        """
+        try:
+            with self._engine.connect() as conn, conn.begin() as transaction:
+                conn.execute(update(SCHEMA).where(SCHEMA.c.id == 1).values(version=SCHEMA.c.version))
+                transaction.rollback()
+        except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as err:
+            cause = _cause(err)
+            return None if "locked" in cause.lower() else cause
+        return None
 
     @contextmanager
     def _begin(self, what: str) -> Iterator[Connection]:
@@ -579,10 +700,16 @@ class Store:
         if owner is not None:
             conditions.append(RANGES.c.owner == owner)
         if conn.execute(update(RANGES).where(*conditions).values(**values)).rowcount != 1:
-            raise StoreError(
-                f"cannot {what} range {index} of run {run_id}: "
-                "it is done, missing, or another attempt holds it"
-            )
+            row = conn.execute(
+                select(RANGES.c.status, RANGES.c.owner).where(
+                    RANGES.c.run_id == run_id, RANGES.c.index == index
+                )
+            ).first()
+            if row is not None and row.status != "done" and row.owner != owner:
+                raise RangeTakenError(
+                    f"cannot {what} range {index} of run {run_id}: another attempt holds it now ({row.owner})"
+                )
+            raise StoreError(f"cannot {what} range {index} of run {run_id}: it is done or missing")
 
     def finish_range(self, run_id: int, index: int, stats: dict[str, Any], owner: str | None = None) -> None:
         """Mark a range done with its final statistics."""
@@ -607,8 +734,9 @@ class Store:
     def _run(self, conn: Connection, run_id: int, running: str | None = None) -> RunRecord:
         """Run ``run_id``; when ``running`` names an action, the run must still be running for it."""
         row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
-        if row is None:
-            raise StoreError(f"no run {run_id} in {self.url}")
+        if row is None:  # for a writer: another process discarded the run it was working on
+            error = RangeTakenError if running else StoreError
+            raise error(f"no run {run_id} in {self.url}")
         run = _run_record(row)
         if running is not None and run.status != "running":
             raise StoreError(f"cannot {running} run {run_id}: it is {run.status}, not running")
@@ -896,6 +1024,20 @@ class Store:
         with self._begin(f"discarding run {run_id}") as conn:
             self._run(conn, run_id)
             _delete_runs(conn, [run_id])
+
+    def forget_video(self, video_id: int) -> bool:
+        """Delete video ``video_id`` if no ingest run and no face run refers to it; whether it did.
+
+        A file that failed to ingest or label leaves no trace (its runs are
+        discarded first); a video another job still uses stays.
+        """
+        with self._begin(f"forgetting video {video_id}") as conn:
+            used = conn.scalar(
+                select(func.count(RUNS.c.id)).where(RUNS.c.video_id == video_id)
+            ) or conn.scalar(select(func.count(FACE_RUNS.c.id)).where(FACE_RUNS.c.video_id == video_id))
+            if used:
+                return False
+            return conn.execute(delete(VIDEOS).where(VIDEOS.c.id == video_id)).rowcount == 1
 
     # -- reading the index (done runs only)
     def labels(self, *, mode: str | None = "mxn") -> list[str]:
@@ -1268,6 +1410,24 @@ class Store:
                 .where(FACE_RUNS.c.id == run_id)
                 .values(status="failed", error=error, finished_at=_now())
             )
+
+    def discard_face_run(self, run_id: int) -> bool:
+        """Delete a run and its rows; then its movie too, with its face databases, if it has no run left.
+
+        For a video that cannot be labelled (corrupt, truncated): it leaves
+        nothing behind, and a movie that only it was in disappears, in one
+        transaction. Returns whether the movie was deleted.
+        """
+        with self._begin(f"discarding face run {run_id}") as conn:
+            movie_id = self._face_run(conn, run_id).movie_id
+            conn.execute(delete(FACE_ROWS).where(FACE_ROWS.c.run_id == run_id))
+            conn.execute(delete(FACE_RUNS).where(FACE_RUNS.c.id == run_id))
+            left = conn.scalar(select(func.count(FACE_RUNS.c.id)).where(FACE_RUNS.c.movie_id == movie_id))
+            if left:
+                return False
+            conn.execute(delete(FACE_FEATURES).where(FACE_FEATURES.c.movie_id == movie_id))
+            conn.execute(delete(FACE_MOVIES).where(FACE_MOVIES.c.id == movie_id))
+            return True
 
     def load_face_features(self, movie_id: int) -> FaceFeatures:
         """The movie's face databases as last committed: exit -> (labels in order seen, vectors, counts)."""

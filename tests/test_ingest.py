@@ -223,9 +223,8 @@ def test_truncated_avi_that_half_decodes_fails(tmp_path, ingest_model):
     with Store(f"sqlite:///{tmp_path / 'cut.db'}") as store:
         with pytest.raises(VideoError, match="truncated"):
             VideoIngest(store, ingest_model, SMALL, progress=False).ingest(avi)
-        [run] = store.runs()
-        assert run.status == "failed" and "truncated" in run.error
-        assert store.objects() == []
+        # its first chunks were committed before the damage showed; nothing of it is kept
+        assert not any(store.counts().values())
 
 
 def test_cli_ingest_reports_and_exits_nonzero_on_failure(tmp_path, clip):

@@ -363,6 +363,9 @@ def test_tune_query_cli_writes_thresholds_that_query_uses(db, models, tmp_path):
     assert both.exit_code == 0, both.output
     assert load_thresholds(pooled).evaluation["samples"] == 2 * thresholds.evaluation["samples"]
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    missing = CliRunner().invoke(main, ["tune", "query", "--db", db, "--also-db", empty, "--quiet"])
+    assert missing.exit_code == 1 and "no mxn database at" in missing.output  # never made up
+    Store(empty).close()  # an mxn store that holds no index
     none = CliRunner().invoke(
         main, ["tune", "query", "--db", db, "--also-db", empty, "--out", str(pooled), "--quiet"]
     )
@@ -629,9 +632,43 @@ def test_cli_crops_cuts_a_training_set_labelled_by_the_gt_cnn(indexed, models, t
     # the folder is not overwritten, and an empty index says so
     again = CliRunner().invoke(main, ["crops", "--db", indexed, "--out", str(out), "--quiet"])
     assert again.exit_code == 1 and "is not an empty folder" in again.output
+    Store(tmp_path / "empty.db").close()  # an mxn store that holds no index
     empty = CliRunner().invoke(
         main, ["crops", "--db", f"sqlite:///{tmp_path / 'empty.db'}", "--out", str(tmp_path / "e"), "--quiet"]
     )
     assert empty.exit_code == 1 and "no mxn clusters" in empty.output
     bad = CliRunner().invoke(main, ["crops", "--db", indexed, "--out", str(tmp_path / "b"), "--every", "0"])
     assert bad.exit_code == 2 and "every" in bad.output
+
+
+# -- contact sheets: labels and video names in any script ------------------------------------------------
+
+
+def _sheet(label: str, video_name: str | None = None, path: Path | None = None) -> np.ndarray:
+    """The contact sheet of one answer frame of ``path`` shown as ``video_name`` (none: an empty answer)."""
+    from query.result import Hit, QueryResult, QueryStats, VideoAnswer
+    from query.sheet import sheet_image
+
+    hits = [Hit(2, 0.2, (10, 10, 40, 40), 1, 1, "exit 0")]
+    videos = [] if path is None else [VideoAnswer(1, str(video_name), str(path), 10.0, hits)]
+    return sheet_image(QueryResult(label, "mxn", "mxn", None, None, videos, QueryStats()), tile_width=160)
+
+
+def test_sheet_captions_and_labels_keep_non_ascii_letters(tmp_path):
+    """OpenCV's putText drew each UTF-8 byte of a non-ASCII letter as '?'; the sheet now draws the letter."""
+    empty = _sheet("Łukasz")
+    assert not np.array_equal(empty, _sheet("??ukasz")) and not np.array_equal(empty, _sheet("?ukasz"))
+    assert np.array_equal(empty, _sheet("Łukasz"))
+    src = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
+    for k in range(4):
+        writer.write(np.full((64, 96, 3), 60 + 20 * k, np.uint8))
+    writer.release()
+    zoe = _sheet("car", "Zoë.mp4", src)
+    assert not np.array_equal(zoe, _sheet("car", "Zo??.mp4", src))
+    assert not np.array_equal(zoe, _sheet("car", "Zoe.mp4", src))
+    # a script the bundled font lacks: its code points, never '??' or blank boxes
+    sato = _sheet("car", "佐藤.mp4", src)
+    assert np.array_equal(sato, _sheet("car", "[U+4F50 U+85E4].mp4", src))
+    assert not np.array_equal(sato, _sheet("car", "??????.mp4", src))
+    assert (zoe[:17, :, 1] == 0).mean() > 0.5 and (zoe[17:, 2:60, 1] > 0).all()  # a black caption band

@@ -23,7 +23,7 @@ from storage.records import (
     range_seq_base,
 )
 from storage.schema import SCHEMA_VERSION
-from storage.store import DEFAULT_URL, Store, StoreError, default_url
+from storage.store import DEFAULT_URL, RangeTakenError, Store, StoreError, default_url
 
 DIM = 8
 LABELS = ("bus", "car", "truck")
@@ -179,7 +179,7 @@ def test_a_version_3_database_gains_ranges_and_64_bit_seqs(store_url, tmp_path):
 
 def test_bad_urls_raise_store_error_with_the_password_masked(tmp_path):
     with pytest.raises(StoreError, match="not a database URL"):
-        Store("no url at all")
+        Store("postgresql://me@dbhost:port/mxn")  # a scheme, then no URL SQLAlchemy can read
     with pytest.raises(StoreError, match="unsupported driver 'mysql'") as err:
         Store("mysql://me:secret@db.example/mxn")
     assert "secret" not in str(err.value) and "***" in str(err.value)
@@ -325,11 +325,11 @@ def test_a_range_commits_only_for_the_attempt_that_holds_it(store):
     retry = store.claim_range(run.id, 1, "worker-b")  # the scheduler gave worker-a up for dead
     assert (retry.owner, retry.attempts, retry.next_frame) == ("worker-b", 2, 30)
     before = store.counts()
-    with pytest.raises(StoreError, match="another attempt holds it"):
+    with pytest.raises(RangeTakenError, match=r"another attempt holds it now \(worker-b\)"):
         late = make_objects(rng, range(5))
         store.commit_chunk(run.id, 40, late, [], {"n": 2}, range_index=1, owner="worker-a")
     assert store.counts() == before  # the late writer's chunk left nothing behind
-    with pytest.raises(StoreError, match="another attempt holds it"):
+    with pytest.raises(RangeTakenError, match="another attempt holds it"):
         store.finish_range(run.id, 1, {}, owner="worker-a")
     store.finish_range(run.id, 1, {"n": 2}, owner="worker-b")
     with pytest.raises(StoreError, match="already done"):
