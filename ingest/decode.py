@@ -17,6 +17,11 @@ import numpy as np
 
 from storage.records import VideoInfo
 
+# FFmpeg's own log lines ("moov atom not found", "overread 8") say on stderr, in its words, what
+# VideoError then says in ours; one clear line is enough. Read when the first capture opens; a user
+# who wants them sets OPENCV_FFMPEG_LOGLEVEL (e.g. 24) in the environment.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 class VideoError(Exception):
     """A video that is missing, unreadable, corrupt, truncated or in an unsupported format."""
