@@ -23,6 +23,11 @@ from storage.records import VideoInfo
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+#: No container stores a frame in fewer bytes (an MP4 sample-size entry alone is 4): a header that
+#: announces more frames than its file can hold is damaged, and planning work by it would run away.
+MIN_FRAME_BYTES = 4
+
+
 class VideoError(Exception):
     """A video that is missing, unreadable, corrupt, truncated or in an unsupported format."""
 
@@ -50,7 +55,15 @@ def _open(path: Path) -> cv2.VideoCapture:
         raise VideoError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: the file is empty")
-    capture = cv2.VideoCapture(str(path))
+    # FFmpeg only: for a file FFmpeg cannot open, OpenCV would try its own AVI reader, which reads
+    # nothing FFmpeg cannot and prints raw header bytes to stderr on the way; OpenCV's warning that
+    # FFmpeg failed is VideoError's to say, in one line
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         capture.release()
         raise VideoError(f"{path}: OpenCV cannot open it (corrupt, truncated, or an unsupported format)")
@@ -78,6 +91,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if fps <= 0 or not np.isfinite(fps):
         raise VideoError(f"{path}: the container gives no frame rate")
     frames = max(frames, 0)
+    size = path.stat().st_size
+    if frames * MIN_FRAME_BYTES > size:
+        raise VideoError(
+            f"{path}: the container announces {frames} frames, more than its {size} bytes can hold "
+            "(a damaged or forged header)"
+        )
     return VideoInfo(
         name=path.name,
         path=str(path.resolve()),

@@ -208,6 +208,10 @@ def detect_objects(
             yield Detection(frame, boxes)
         warm_frames.append(shrinker.shrink(frame.image))
     check_complete(info, last_index + 1, tolerance=c.stride + 2, until=end)
+    if start == 0 and last_index < 1 and (end is None or end > 1):
+        raise VideoError(
+            f"{path}: a single frame (an image?): ingest finds objects that move, which takes at least two"
+        )
     if extractor is not None:
         yield ChunkEnd(last_index + 1)
 

@@ -13,12 +13,15 @@ import json
 import os
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -396,3 +399,32 @@ def test_help_info_and_argument_errors_do_not_load_tensorflow(tmp_path, args, co
     status = proc.stdout.splitlines()[0]
     assert status == f"{code} False", proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout
+
+
+# -- videos that are not what they claim ------------------------------------------------------------------
+
+
+def test_a_still_image_or_one_frame_and_a_header_announcing_too_many_frames_fail_clearly(tmp_path, models):
+    frame = np.full((64, 96, 3), 120, np.uint8)
+    png = tmp_path / "photo.mp4"
+    png.write_bytes(cv2.imencode(".png", frame)[1].tobytes())
+    one = tmp_path / "one.avi"
+    writer = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    writer.write(frame)
+    writer.release()
+    avi = tmp_path / "forged.avi"
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for _ in range(30):
+        writer.write(frame)
+    writer.release()
+    data = bytearray(avi.read_bytes())
+    for chunk, offset in ((b"avih", 8 + 16), (b"strh", 8 + 32)):  # dwTotalFrames, dwLength
+        struct.pack_into("<I", data, data.index(chunk) + offset, 0x7FFFFFFF)
+    avi.write_bytes(bytes(data))
+    db = tmp_path / "never.db"
+    with Store(db) as store:
+        results = ingest_videos([png, one, avi], store, models["ingest"], SMALL, progress=False)
+        assert [r.status for r in results] == ["failed"] * 3
+        assert "a single frame (an image?)" in results[0].error and "a single frame" in results[1].error
+        assert "announces 2147483647 frames, more than its" in results[2].error
+        assert not any(store.counts().values())
