@@ -162,9 +162,14 @@ def database_url(db: str | os.PathLike | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, fit for messages and logs."""
+    """``url`` with its password replaced by ``***``, fit for messages and logs.
+
+    A URL without a password is shown as the user wrote it (rendering it again
+    would quote a ``file:`` URI's colon).
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
     except Exception:  # not even a URL: mask anything that looks like user:password@
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 

@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
+from mxn.defaults import load_default_model
 from mxn.fit import fit_model
 from mxn.images import ImageSet
 from mxn.modelfile import MXNModel
@@ -44,6 +45,12 @@ def trained(digit_data) -> tuple[MXNModel, object]:
     config = TrainConfig(epochs=8, optimizer="adam", learning_rate=0.003, flip=False, progress=False, seed=1)
     spec = NetworkSpec(input_size=32, width=0.25)
     return fit_model(spec, {"all": digit_data}, config, target_precision=0.95, source="digits")
+
+
+@pytest.fixture(scope="session")
+def models() -> dict[str, MXNModel]:
+    """The bundled ingest MXN, query MXN and ground-truth CNN, loaded once per session (read-only use)."""
+    return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
 
 
 # -- databases: SQLite files and a throwaway PostgreSQL (tests/postgres.py) ------------------------------

@@ -32,7 +32,7 @@ from ingest.config import IngestConfig, describe_diff, settings_diff
 from ingest.extraction import ExtractorConfig
 from ingest.run import IngestConflictError, VideoIngest, ingest_videos
 from mxn.cli import main
-from mxn.defaults import MODEL_DIR, load_default_model
+from mxn.defaults import MODEL_DIR
 from mxn.world.video import render_clip
 from query.engine import QueryEngine
 from query.tuning import TuningError, collect_samples
@@ -40,11 +40,6 @@ from storage.store import Store, StoreError, database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = IngestConfig(chunk_frames=20, extractor=ExtractorConfig(warmup=10), cluster_threshold=0.3)
-
-
-@pytest.fixture(scope="module")
-def models():
-    return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
 
 
 @pytest.fixture(scope="module")

@@ -229,3 +229,43 @@ def test_plot_benchmarks(tmp_path):
     done = _plot([tmp_path / "result.json", unknown], tmp_path / "refused")
     assert done.returncode == 1 and f"{unknown}: not the JSON of a known benchmark" in done.stderr
     assert not (tmp_path / "refused").exists()  # every file is checked before anything is drawn
+
+
+#: The keys docs/BENCHMARKS.md cites from scripts/bench_faults.py.
+FAULT_KEYS = ("kill_trials", "kill_identical", "bad_inputs", "bad_inputs_clean_error", "concurrent_trials",
+              "concurrent_ok")  # fmt: skip
+
+
+def _unclean(result: dict) -> list[str]:
+    """Every case the campaign found unclean, one line each: what the assertion messages show."""
+    lines = [f"{c['name']}: {'; '.join(c['problems'])} [{c['command']}]" for c in result["unclean"]]
+    for backend in ("sqlite", "postgresql"):
+        for trial in result["concurrent"][backend]:
+            if not trial["ok"]:
+                lines.append(f"{backend} {trial['trial']}: {json.dumps(trial)[:600]}")
+    for job, kills in result["kills"].items():
+        differing = [t for t in kills["details"] if not t["identical"]]
+        lines += [
+            f"{job} trial {t['trial']}: {t.get('differs')}: {t.get('final_output_tail')}" for t in differing
+        ]
+    return lines
+
+
+@pytest.mark.slow
+def test_bench_faults(tmp_path):
+    """Killed runs resume to the reference index; bad inputs get one-line errors; concurrent writers agree."""
+    result = _run("bench_faults.py", tmp_path)
+    assert set(FAULT_KEYS) <= set(result)
+    for job in ("ingest", "faces"):
+        kills = result["kills"][job]
+        assert kills["trials"] == 3 and kills["kills_landed"] >= 1, job
+    assert result["kill_trials"] == 6 and result["bad_inputs"] >= 12
+    # only a read-only case may be skipped (root where chattr +i does not work), never on a harness error
+    assert all("read-only" in skipped["why"] for skipped in result["skipped"]), result["skipped"]
+    assert result["bad_inputs_by_kind"].keys() == {"video", "model", "database"}
+    assert len(result["concurrent"]["sqlite"]) == len(result["concurrent"]["postgresql"]) == 1
+    problems = "\n".join(_unclean(result))
+    # the fault-tolerance claims themselves (README: nothing lost, nothing doubled; one Error: line)
+    assert result["kill_identical"] == result["kill_trials"], problems
+    assert result["bad_inputs_clean_error"] == result["bad_inputs"], problems
+    assert result["concurrent_ok"] == result["concurrent_trials"], problems

@@ -27,7 +27,7 @@ from ingest.extraction import ExtractorConfig
 from ingest.merging import plan_merges
 from ingest.run import VideoIngest, ingest_videos
 from mxn.cli import main
-from mxn.defaults import default_model_path, load_default_model
+from mxn.defaults import default_model_path
 from mxn.world.video import render_clip
 from query.engine import QueryEngine
 from storage.store import Store
@@ -46,11 +46,6 @@ def clip(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ranged-clips") / "downtown.mp4"
     render_clip(out, "downtown", seconds=8, seed=11, size=(320, 180), fps=15, progress=False)
     return out
-
-
-@pytest.fixture(scope="module")
-def models():
-    return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
 
 
 #: What a worker's CNN may differ by in a float: TensorFlow picks kernels and reduction order per

@@ -19,7 +19,6 @@ from ingest.extraction import ExtractorConfig
 from ingest.run import ingest_videos
 from mxn.cli import main
 from mxn.cli_query import parse_time
-from mxn.defaults import load_default_model
 from mxn.world.video import render_clip
 from query.accuracy import precision_recall
 from query.engine import QueryEngine, QueryError
@@ -37,11 +36,6 @@ from query.tuning import (
 from storage.store import Store
 
 SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
-
-
-@pytest.fixture(scope="module")
-def models():
-    return {name: load_default_model(name) for name in ("ingest", "query", "gt")}
 
 
 @pytest.fixture(scope="module")
