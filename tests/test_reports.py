@@ -12,7 +12,7 @@ import pytest
 
 # the clip, models, small ingest settings and face fixtures of the job tests, reused as they are
 from test_facerec_pipeline import STRANGER, _config, cast, face_model, gallery  # noqa: F401
-from test_query import SMALL, clip, models  # noqa: F401
+from test_query import SMALL, clip  # noqa: F401
 
 from facerec.movies import write_movie
 from facerec.oracle import GalleryOracle
@@ -158,7 +158,7 @@ def test_ingest_report_shows_each_run_its_labels_and_capped_clusters(indexed, tm
 
 
 @pytest.fixture(scope="module")
-def car(indexed, models):  # noqa: F811
+def car(indexed, models):
     url, _ = indexed
     with Store(url) as store:
         return QueryEngine(store, models["gt"], models["query"], use_cache=False).run("car")
