@@ -265,7 +265,6 @@ class MovieLabeller:
             # a damaged file fails the same way every time: nothing of it is kept (a kill, below, is resumed)
             if self.store.discard_face_run(run.id):
                 self.movie = None
-            self.store.forget_video(run.video_id)
             raise
         except BaseException as err:
             self.store.fail_face_run(run.id, f"interrupted: {err!r}")

@@ -290,8 +290,7 @@ class DistributedIngest:
         if errors:
             message = str(errors[0]) or type(errors[0]).__name__
             if isinstance(errors[0], VideoError):  # a damaged file: nothing of it is kept, as in one process
-                self.store.discard_run(video.run.id)
-                self.store.forget_video(video.run.video_id)
+                self.store.discard_run(video.run.id, forget_video=True)
                 return IngestResult(video.info.name, "failed", error=message)
             message = f"{type(errors[0]).__name__}: {message}"
             self.store.fail_run(video.run.id, message)

@@ -227,10 +227,12 @@ def live_holder(owner: str | None) -> int | None:
     None when the attempt is this process's, another machine's (nothing to
     ask), or its process has ended (killed: a zombie counts as ended).
     """
-    host, pid_text, _tag = (owner or "").rsplit(":", 2) if (owner or "").count(":") >= 2 else ("", "", "")
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    parts = (owner or "").rsplit(":", 2)  # host:pid:tag (attempt_owner)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return None
-    pid = int(pid_text)
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -266,6 +268,8 @@ class VideoIngest:
         self.store, self.model, self.progress = store, model, progress
         self.config = config.resolve(model.spec.num_exits)
         self.engine = model.engine(batch_size=self.config.batch_size)
+        thresholds = model.thresholds or [None] * model.spec.num_exits
+        self._thresholds = [thresholds[e] for e in self.config.exits or ()]  # of the exits run, in order
         self.sha = model_sha(model)
         self.on_chunk = on_chunk  # called with each committed chunk end (tests kill runs here)
 
@@ -350,8 +354,7 @@ class VideoIngest:
             raise  # the run is another process's now: leave it to it
         except VideoError:
             # a damaged file fails the same way every time: nothing of it is kept (a kill is resumed)
-            self.store.discard_run(run.id)
-            self.store.forget_video(run.video_id)
+            self.store.discard_run(run.id, forget_video=True)
             raise
         finally:
             bar.close()
@@ -455,8 +458,7 @@ class VideoIngest:
             crops = resize_batch([crop for *_, crop in chunk.waiting], self.model.spec.input_size)
             result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
             mask, scores = aggregate_topk(result.outputs, c.topk)
-            thresholds = self.model.thresholds or [None] * self.model.spec.num_exits
-            sure = confident_mask(result.outputs, [thresholds[e] for e in c.exits or ()])
+            sure = confident_mask(result.outputs, self._thresholds)
             labels = label_sets(mask, scores, self.model.classes)
             features = normalise(result.features)
         with _Timer(stats, "cluster_s"), single_thread_faiss():

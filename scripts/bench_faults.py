@@ -897,28 +897,22 @@ def video_cases(videos: list[BadVideo], inputs: Inputs, stores: Stores, quick: b
     slots = inputs.work / "slots"
     cases = []
     for k, video in enumerate(videos):
-        if not quick or video.quick:
+        # each bad video goes through both jobs, each with its own store, quick choice and expectation
+        for job, extra, template, in_quick, expect in (
+            ("ingest", inputs.ingest_args, stores.ingest, video.quick, video.expect),
+            ("faces", inputs.faces_args, stores.faces, video.faces_quick, video.faces_expect or video.expect),
+        ):
+            if quick and not in_quick:
+                continue
             cases.append(
                 store_case(
                     "video",
-                    f"ingest: {video.name}",
-                    lambda url, v=video: ["ingest", str(v.path), "--db", url, *inputs.ingest_args],
-                    stores.ingest,
-                    slots / f"v{k}-ingest.db",
-                    expect=video.expect,
-                    quick=video.quick,
-                )
-            )
-        if not quick or video.faces_quick:
-            cases.append(
-                store_case(
-                    "video",
-                    f"faces: {video.name}",
-                    lambda url, v=video: ["faces", str(v.path), "--db", url, *inputs.faces_args],
-                    stores.faces,
-                    slots / f"v{k}-faces.db",
-                    expect=video.faces_expect or video.expect,
-                    quick=video.faces_quick,
+                    f"{job}: {video.name}",
+                    lambda url, v=video, job=job, extra=extra: [job, str(v.path), "--db", url, *extra],
+                    template,
+                    slots / f"v{k}-{job}.db",
+                    expect=expect,
+                    quick=in_quick,
                 )
             )
     empty, new = videos[0].path, inputs.work / "absent"

@@ -1024,25 +1024,18 @@ class Store:
                 .values(status="failed", error=error, finished_at=_now())
             )
 
-    def discard_run(self, run_id: int) -> None:
-        """Delete the run and all its rows in one transaction."""
-        with self._begin(f"discarding run {run_id}") as conn:
-            self._run(conn, run_id)
-            _delete_runs(conn, [run_id])
+    def discard_run(self, run_id: int, *, forget_video: bool = False) -> None:
+        """Delete the run and all its rows in one transaction.
 
-    def forget_video(self, video_id: int) -> bool:
-        """Delete video ``video_id`` if no ingest run and no face run refers to it; whether it did.
-
-        A file that failed to ingest or label leaves no trace (its runs are
-        discarded first); a video another job still uses stays.
+        With ``forget_video`` (a file that failed to ingest: it leaves no
+        trace) its video goes too, in the same transaction, unless another
+        run or face run still uses it.
         """
-        with self._begin(f"forgetting video {video_id}") as conn:
-            used = conn.scalar(
-                select(func.count(RUNS.c.id)).where(RUNS.c.video_id == video_id)
-            ) or conn.scalar(select(func.count(FACE_RUNS.c.id)).where(FACE_RUNS.c.video_id == video_id))
-            if used:
-                return False
-            return conn.execute(delete(VIDEOS).where(VIDEOS.c.id == video_id)).rowcount == 1
+        with self._begin(f"discarding run {run_id}") as conn:
+            run = self._run(conn, run_id)
+            _delete_runs(conn, [run_id])
+            if forget_video:
+                _forget_unused_video(conn, run.video_id)
 
     # -- reading the index (done runs only)
     def labels(self, *, mode: str | None = "mxn") -> list[str]:
@@ -1420,13 +1413,16 @@ class Store:
         """Delete a run and its rows; then its movie too, with its face databases, if it has no run left.
 
         For a video that cannot be labelled (corrupt, truncated): it leaves
-        nothing behind, and a movie that only it was in disappears, in one
-        transaction. Returns whether the movie was deleted.
+        nothing behind, and a movie that only it was in disappears, as does
+        its video when no other run uses it, in one transaction. Returns
+        whether the movie was deleted.
         """
         with self._begin(f"discarding face run {run_id}") as conn:
-            movie_id = self._face_run(conn, run_id).movie_id
+            run = self._face_run(conn, run_id)
+            movie_id = run.movie_id
             conn.execute(delete(FACE_ROWS).where(FACE_ROWS.c.run_id == run_id))
             conn.execute(delete(FACE_RUNS).where(FACE_RUNS.c.id == run_id))
+            _forget_unused_video(conn, run.video_id)
             left = conn.scalar(select(func.count(FACE_RUNS.c.id)).where(FACE_RUNS.c.movie_id == movie_id))
             if left:
                 return False
@@ -1532,6 +1528,14 @@ def _delete_runs(conn: Connection, run_ids: list[int]) -> None:
     conn.execute(delete(OBJECTS).where(OBJECTS.c.run_id.in_(run_ids)))
     conn.execute(delete(RANGES).where(RANGES.c.run_id.in_(run_ids)))
     conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids)))
+
+
+def _forget_unused_video(conn: Connection, video_id: int) -> None:
+    """Delete a video no ingest run and no face run refers to (a file that failed leaves no trace)."""
+    for runs in (RUNS, FACE_RUNS):
+        if conn.scalar(select(func.count(runs.c.id)).where(runs.c.video_id == video_id)):
+            return
+    conn.execute(delete(VIDEOS).where(VIDEOS.c.id == video_id))
 
 
 def _fingerprint_rows(conn: Connection, label: str, mode: str | None) -> list[tuple[int, int, int, int]]:
