@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from storage.vectors import single_thread_faiss
+from mxn.storage.vectors import single_thread_faiss
 
 
 class ExitDatabase:

@@ -18,14 +18,14 @@ anything (docs/ARCHITECTURE.md section 8):
 
 Every detector returns boxes as an ``(N, 4)`` ``int32`` array of
 ``(x1, y1, x2, y2)`` with exclusive ends, clipped to the frame and sorted
-top-to-bottom, left-to-right (the convention of :mod:`ingest.extraction`).
+top-to-bottom, left-to-right (the convention of :mod:`mxn.ingest.extraction`).
 A frame with no face gives a ``(0, 4)`` array.
 
 Alignment uses dlib's 5-point shape predictor (eye corners and nose, from
 ``face-recognition-models``; the 68-point model has a non-commercial data
 licence) and ``dlib.get_face_chip``: the same similarity transform that dlib's
 face embedder applies, so an aligned crop is exactly what the oracle
-(:mod:`facerec.oracle`) embeds, and what the face MXN sees.
+(:mod:`mxn.facerec.oracle`) embeds, and what the face MXN sees.
 """
 
 from __future__ import annotations

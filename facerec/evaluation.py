@@ -1,6 +1,6 @@
 """Faces of a movie with known truth, ready to replay: detection once, features and oracle once.
 
-Tuning (:mod:`facerec.tuning`) and the benchmark replay Algorithm 3 many
+Tuning (:mod:`mxn.facerec.tuning`) and the benchmark replay Algorithm 3 many
 times over the same faces. Everything expensive is done here once per
 movie: the detector and the alignment (:func:`detect_movie`), the face
 MXN's features at every exit and the oracle's answer for every face
@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from facerec.detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
-from facerec.pipeline import keep_faces
-from facerec.tuning import FaceSample
-from ingest.decode import iter_frames
 from mxn.images import box_iou
+from mxn.media.video import iter_frames
+
+from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
+from .pipeline import keep_faces
+from .tuning import FaceSample
 
 #: A detection is a drawn face when their boxes overlap at least this much.
 MIN_TRUTH_IOU = 0.4
@@ -105,7 +106,7 @@ def build_sample(
 ) -> tuple[FaceSample, dict[str, float]]:
     """Features at every exit (batched) and the oracle's name for every face, with their seconds.
 
-    ``oracle`` needs ``name_crops`` (a :class:`facerec.oracle.GalleryOracle`):
+    ``oracle`` needs ``name_crops`` (a :class:`mxn.facerec.oracle.GalleryOracle`):
     it names every face in order, as "the oracle on every face" does.
     """
     crops = faces.crop_array()
@@ -129,13 +130,13 @@ def truth_sample(
     detector: str | FaceDetector = "hog",
     stride: int = 1,
 ) -> tuple[FaceSample, dict[str, Any]]:
-    """One :class:`~facerec.tuning.FaceSample` over movies whose truth files lie beside them.
+    """One :class:`~mxn.facerec.tuning.FaceSample` over movies whose truth files lie beside them.
 
     The movies are taken in order as one film (the oracle and the replays
     carry their memory across them). Also returns the detector's recall per
     movie and the seconds of detection, all-exits features and the oracle.
     """
-    from facerec.movies import read_truth
+    from mxn.datasets.movies import read_truth
 
     samples, info = [], {"detection_recall": [], "faces": [], "detect_s": 0.0, "mxn_all_exits_s": 0.0,
                          "oracle_s": 0.0}  # fmt: skip

@@ -19,7 +19,7 @@ the movie goes on and later faces stop earlier::
     return l
 
 The exits are any callable that yields a face's features exit by exit,
-lazily (:meth:`mxn.engine.StagedEngine.iter_exits` for a face MXN); the
+lazily (:meth:`mxn.runner.ExitRunner.iter_exits` for a face MXN); the
 oracle is any callable from face image to name.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facerec.database import FaceDatabase
+from .database import FaceDatabase
 
 #: A face image in, its features out, one exit at a time.
 ExitFeatures = Callable[[np.ndarray], Iterator[np.ndarray]]

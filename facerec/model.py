@@ -8,8 +8,8 @@ embedding-head :class:`~mxn.modelfile.MXNModel`:
 * every exit ends in global pooling, a dense layer and L2 normalisation, so
   its features are unit vectors and distances between them are Euclidean in
   ``[0, 2]`` (``|a - b|^2 = 2 - 2 cos``): the thresholds of
-  :class:`~facerec.labeller.FaceLabeller` are distances on that scale;
-* :meth:`FaceMXN.exit_features` walks :meth:`~mxn.engine.StagedEngine.iter_exits`
+  :class:`~mxn.facerec.labeller.FaceLabeller` are distances on that scale;
+* :meth:`FaceMXN.exit_features` walks :meth:`~mxn.runner.ExitRunner.iter_exits`
   on a batch of one, so stopping after exit ``i`` runs no deeper stage;
 * :meth:`FaceMXN.embed_all` computes every exit for many crops with one shared
   prefix per batch (prefix batching).
@@ -19,7 +19,7 @@ Two ways to train one:
 * :func:`train_face_mxn_distill`: distillation from the oracle. The teacher
   is dlib's 128-D embedding of the same crops; each exit learns to point the
   same way (cosine loss). Any faces will do, no names needed: crops from the
-  user's own videos or photos (:func:`facerec.crops.collect_face_crops`,
+  user's own videos or photos (:func:`mxn.facerec.training_set.collect_face_crops`,
   ``mxn train faces``). The default model is distilled so on the faces of a
   training movie of the evaluation cast (``scripts/build_face_model.sh``).
 * :func:`train_face_mxn_identities`: identity classification on a
@@ -29,7 +29,7 @@ Two ways to train one:
   kind of face model file (embedding heads) for every consumer.
 
 Input: aligned ``(112, 112, 3)`` ``uint8`` RGB crops from
-:func:`facerec.detection.aligned_crops` (the dissertation's size); crops of
+:func:`mxn.facerec.detection.aligned_crops` (the dissertation's size); crops of
 another size are resized to the model's input size.
 """
 
@@ -41,15 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from facerec.oracle import face_distances
 from mxn.defaults import MODEL_DIR
-from mxn.engine import StagedEngine
-from mxn.fit import training_provenance
 from mxn.images import resize_batch, stratified_split
 from mxn.modelfile import ModelFileError, MXNModel, load_model, model_sha
 from mxn.network import build_network
+from mxn.runner import ExitRunner
 from mxn.spec import NetworkSpec
-from mxn.training import TrainConfig, train_network
+from mxn.training import TrainConfig, train_network, training_provenance
+
+from .oracle import face_distances
 
 #: Where the default face model lives (next to the traffic world's default models).
 DEFAULT_FACE_MODEL = MODEL_DIR / "face.mxn"
@@ -101,7 +101,7 @@ class FaceMXN:
     def __init__(self, model: MXNModel, batch_size: int = 64, source: str = "the model") -> None:
         check_face_model(model, source)
         self.model = model
-        self.engine: StagedEngine = model.engine(batch_size)
+        self.runner: ExitRunner = model.runner(batch_size)
         self._sha: str | None = None
 
     @classmethod
@@ -146,7 +146,7 @@ class FaceMXN:
         no deeper stage ever runs for this face.
         """
         batch = self._prepare(np.asarray(face)[None])
-        for outputs in self.engine.iter_exits(batch):
+        for outputs in self.runner.iter_exits(batch):
             yield outputs[0]
 
     def embed_all(self, crops: np.ndarray) -> list[np.ndarray]:
@@ -154,7 +154,7 @@ class FaceMXN:
         crops = np.asarray(crops)
         if crops.ndim != 4:
             raise ValueError(f"expected a batch of crops (N, S, S, 3), got shape {crops.shape}")
-        return self.engine.all_exits(self._prepare(crops)).outputs
+        return self.runner.all_exits(self._prepare(crops)).outputs
 
     def __call__(self, face: np.ndarray) -> Iterator[np.ndarray]:
         """So a FaceMXN is itself the ``exit_features`` callable FaceLabeller takes."""
@@ -306,20 +306,6 @@ def nearest_identity_agreement(
     ]
 
 
-def pair_auc(face_model: FaceMXN, crops: np.ndarray, identities: Sequence[str]) -> list[float]:
-    """Per exit, ROC AUC of "same person?" over every pair of crops, scored by the exit's distance.
-
-    1.0 means some distance threshold separates every same-person pair from
-    every different-person pair: what Algorithm 3's per-exit thresholds need.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    identities = np.asarray(identities)
-    upper = np.triu_indices(len(identities), 1)
-    same = (identities[:, None] == identities[None, :])[upper]
-    return [float(roc_auc_score(same, (f @ f.T)[upper])) for f in face_model.embed_all(crops)]
-
-
 def _nearest_other(similarity: np.ndarray) -> np.ndarray:
     """Index of each row's most similar other row, from a square similarity matrix."""
     similarity = np.array(similarity, dtype=np.float64)
@@ -359,7 +345,7 @@ def train_face_mxn_identities(
     x = _at_size(np.asarray(images), spec.input_size)
     network = build_network(spec, seed=config.seed)
     result = train_network(network, x[train_idx], labels[train_idx], x[val_idx], labels[val_idx], config)
-    outputs = StagedEngine(network).all_exits(x[val_idx]).outputs
+    outputs = ExitRunner(network).all_exits(x[val_idx]).outputs
     accuracy = [float(np.mean(o.argmax(axis=1) == labels[val_idx])) for o in outputs]
     report = {
         "kind": "identities",

@@ -1,7 +1,7 @@
 """The oracle: who a face is, when no MXN exit is sure (docs/ARCHITECTURE.md section 6, Algorithm 3's ``O``).
 
 An oracle is any callable from one aligned face crop to a name
-(:class:`Oracle`): the crop is what :func:`facerec.detection.aligned_crops`
+(:class:`Oracle`): the crop is what :func:`mxn.facerec.detection.aligned_crops`
 makes, ``(112, 112, 3)`` ``uint8`` RGB with dlib's alignment and 0.25
 padding, the same input the face MXN gets. The paper also used the MXN's own
 last exit as oracle; anything with that signature plugs in.
@@ -35,7 +35,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from facerec.detection import (
+from mxn.images import IMAGE_SUFFIXES, first_few, read_image
+
+from .detection import (
     CROP_PADDING,
     FaceDetector,
     as_boxes,
@@ -46,7 +48,6 @@ from facerec.detection import (
     model_file,
     require,
 )
-from mxn.images import IMAGE_SUFFIXES, first_few, read_image
 
 #: dlib's usual threshold: two faces closer than this (Euclidean, 128-D) are the same person.
 TOLERANCE = 0.6

@@ -1,7 +1,7 @@
 """What a labelled movie gives its user: face rows, who appears when, subtitles, an annotated video.
 
 Everything here is a pure function of the face rows (:class:`LabelledFace`)
-that :mod:`facerec.pipeline` produces or reads back from SQL, so an answer
+that :mod:`mxn.facerec.pipeline` produces or reads back from SQL, so an answer
 written today from a fresh run and one written tomorrow from the database are
 the same file.
 """
@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mxn.segments import merge_segments
-from mxn.text import draw_text, label_size
+from mxn.media.segments import merge_segments
+from mxn.media.text import draw_text, label_size
 
 #: Appearances closer than this (seconds) are one segment of a person's timeline.
 DEFAULT_MAX_GAP = 1.0
@@ -183,7 +183,7 @@ def draw_faces(
 ) -> None:
     """Draw each face's box and ``name (decided by)`` onto an RGB frame, in place.
 
-    Names are drawn with :func:`mxn.text.draw_text`, so "Zoë" or "Łukasz" reads as written.
+    Names are drawn with :func:`mxn.media.text.draw_text`, so "Zoë" or "Łukasz" reads as written.
     """
     for face in faces:
         colour = colours.setdefault(face.name, _PALETTE[len(colours) % len(_PALETTE)])
@@ -202,7 +202,7 @@ def annotate_video(
     Boxes stay on screen for ``hold_frames`` frames from the frame they were
     found in, so a video labelled every Nth frame shows them throughout.
     """
-    from ingest.decode import iter_frames, probe
+    from mxn.media.video import iter_frames, probe
 
     info = probe(source)
     out = Path(out)

@@ -6,7 +6,7 @@ For every frame (``stride`` apart) of every video of a movie, in order:
    than ``min_face`` pixels are dropped (too small to recognise);
 2. each face is aligned to a 112x112 crop (dlib's 5 landmarks), the input
    of both the face MXN and the oracle;
-3. :class:`facerec.labeller.FaceLabeller` names it with the cheapest exit
+3. :class:`mxn.facerec.labeller.FaceLabeller` names it with the cheapest exit
    whose running-average database is sure, calling the oracle only when no
    exit is, and folds its features into the databases.
 
@@ -19,7 +19,7 @@ resume point commit in one transaction: a killed run started again resumes
 at its last commit and, since Algorithm 3's state is restored bit for bit,
 labels exactly what an uninterrupted run labels.
 
-Video decoding is :mod:`ingest.decode`'s (one decoder serves ingest and faces).
+Video decoding is :mod:`mxn.media.video`'s (one decoder serves ingest and faces).
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from facerec.database import ExitDatabase, FaceDatabase
-from facerec.detection import CROP_SIZE, DETECTORS, FaceDetector, aligned_crops, make_detector
-from facerec.labeller import DEFAULT_ALPHA, FaceLabeller, Oracle
-from facerec.outputs import LabelledFace, summarize
-from ingest.decode import VideoError, check_complete, iter_frames, probe
-from storage.records import ORACLE_EXIT, FaceMovieRecord, FaceRow
-from storage.store import Store
+from mxn.media.video import VideoError, check_complete, iter_frames, probe
+from mxn.storage.records import ORACLE_EXIT, FaceMovieRecord, FaceRow
+from mxn.storage.store import Store
+
+from .database import ExitDatabase, FaceDatabase
+from .detection import CROP_SIZE, DETECTORS, FaceDetector, aligned_crops, make_detector
+from .labeller import DEFAULT_ALPHA, FaceLabeller, Oracle
+from .outputs import LabelledFace, summarize
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,15 @@ def database_arrays(database: FaceDatabase) -> dict[int, tuple[list[str], np.nda
 
 
 class MovieLabeller:
-    """Labels the videos of one movie into a :class:`~storage.store.Store` (see the module docstring).
+    """Labels the videos of one movie into a :class:`~mxn.storage.store.Store` (see the module docstring).
 
     Args:
         store: where the movie lives.
         movie: the movie's name in the store.
-        face_model: the face MXN (:class:`facerec.model.FaceMXN`): ``dims``,
+        face_model: the face MXN (:class:`mxn.facerec.model.FaceMXN`): ``dims``,
             ``exit_features(crop)``, ``input_size`` and ``sha``.
         oracle: names a face no exit is sure of; a
-            :class:`facerec.oracle.GalleryOracle` also has its strangers
+            :class:`mxn.facerec.oracle.GalleryOracle` also has its strangers
             saved and restored with the movie.
         config: the :class:`FaceConfig`.
         detector: a detector object to use instead of ``config.detector``'s default one.
@@ -209,7 +210,7 @@ class MovieLabeller:
 
         A video this movie already holds is skipped unless ``force``; a run
         that was killed resumes at its last commit. A video that cannot be
-        decoded raises :class:`~ingest.decode.VideoError` and leaves no run
+        decoded raises :class:`~mxn.media.video.VideoError` and leaves no run
         and no rows, nor the movie when it holds no other run (the face
         databases keep what its frames taught them, in memory and, when the
         movie stays, in SQL). ``stop_after`` ends the run after that many

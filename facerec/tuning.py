@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from facerec.database import FaceDatabase
-from facerec.labeller import DEFAULT_ALPHA, FaceLabeller
-from mxn.report import read_format_json
+from mxn.jsonfile import read_format_json
+
+from .database import FaceDatabase
+from .labeller import DEFAULT_ALPHA, FaceLabeller
 
 FORMAT = "mxn-face-thresholds"
 FORMAT_VERSION = 1

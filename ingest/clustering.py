@@ -12,7 +12,7 @@ instead of on every object, so a cluster must hold one kind of thing: the
 threshold trades fewer clusters (cheaper queries) against purity.
 
 The nearest-centroid search uses a FAISS flat index per label. All state
-lives in :class:`storage.records.ClusterState` objects, which the store
+lives in :class:`mxn.storage.records.ClusterState` objects, which the store
 saves and loads bit-exactly, so a resumed ingest continues exactly where
 the killed one stopped.
 """
@@ -24,8 +24,8 @@ from collections.abc import Iterable
 import faiss
 import numpy as np
 
-from storage.crops import encode_crop
-from storage.records import ClusterState
+from mxn.storage.crop_codec import encode_crop
+from mxn.storage.records import ClusterState
 
 
 def normalise(features: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ class IncrementalClusterer:
         self._dirty[c.seq] = c
 
     def take_changes(self) -> list[ClusterState]:
-        """Clusters changed since the last call, by seq (new representatives encoded: storage.crops)."""
+        """Clusters changed since the last call, by seq (representatives encoded: mxn.storage.crop_codec)."""
         changed = [self._dirty[k] for k in sorted(self._dirty)]
         for c in changed:
             if c.seq in self._crops:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ingest.extraction import ExtractorConfig
+from .extraction import ExtractorConfig
 
 MODES = ("mxn", "focus", "gt-all")
 
@@ -55,7 +55,7 @@ class IngestConfig:
         range_frames: frames per range, the unit of parallel work: a long video
             is split into ranges that run in any order, in any process (Dask
             workers), each clustering on its own; the ranges' clusters are
-            merged when the run finishes (:mod:`ingest.merging`). Part of the
+            merged when the run finishes (:mod:`mxn.ingest.merging`). Part of the
             index (it shapes the clusters), never of how many workers run.
             Rounded up to a multiple of ``chunk_frames``.
         skip_static: skip frames in which no block changed (DeepMon's test).

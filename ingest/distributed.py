@@ -4,13 +4,13 @@ The client (the process that runs ``mxn ingest --workers N``) does the
 bookkeeping and the workers do the work:
 
 1. the client probes each video and prepares its run exactly as a
-   single-process ingest does (:meth:`ingest.run.VideoIngest.prepare`): a
+   single-process ingest does (:meth:`mxn.ingest.pipeline.VideoIngest.prepare`): a
    run split into ranges, or the unfinished run to resume;
 2. every unfinished range becomes one task; a worker claims the range,
    ingests it from its resume point and commits chunk by chunk into the
-   shared database (:meth:`ingest.run.VideoIngest.ingest_range`);
+   shared database (:meth:`mxn.ingest.pipeline.VideoIngest.ingest_range`);
 3. when all ranges of a video are done, the client merges their clusters
-   and marks the run done (:meth:`ingest.run.VideoIngest.finish`).
+   and marks the run done (:meth:`mxn.ingest.pipeline.VideoIngest.finish`).
 
 The index is the one a single process builds with the same settings:
 the same ranges, the same objects, the same clusters. A worker that dies
@@ -39,12 +39,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ingest.config import IngestConfig
-from ingest.decode import VideoError, probe
-from ingest.run import IngestResult, VideoIngest
+from mxn.media.video import VideoError, probe
 from mxn.modelfile import load_model
-from storage.records import RunRecord, VideoInfo
-from storage.store import Store
+from mxn.storage.records import RunRecord, VideoInfo
+from mxn.storage.store import Store
+
+from .config import IngestConfig
+from .pipeline import IngestResult, VideoIngest
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ class RangeTask:
 #: Stands in for a video in the warm-up task (which opens no video).
 _NO_VIDEO = VideoInfo("", "", "", 1.0, 1, 1, 0, 0.0)
 
-#: One runner per (database, model, settings) in each worker process: the model loads once.
-_RUNNERS: dict[tuple[str, str, str], VideoIngest] = {}
+#: One ingest job per (database, model, settings) in each worker process: the model loads once.
+_JOBS: dict[tuple[str, str, str], VideoIngest] = {}
 
 
 def _limit_threads() -> None:
@@ -136,12 +137,12 @@ def _limit_threads() -> None:
         log.debug("TensorFlow was initialised already; keeping its thread pools")
 
 
-def _runner(task: RangeTask) -> VideoIngest:
+def _ingest_job(task: RangeTask) -> VideoIngest:
     key = (task.url, task.model_path, repr(task.config))
-    if key not in _RUNNERS:
+    if key not in _JOBS:
         _limit_threads()
-        _RUNNERS[key] = VideoIngest(Store(task.url), load_model(task.model_path), task.config, progress=False)
-    return _RUNNERS[key]
+        _JOBS[key] = VideoIngest(Store(task.url), load_model(task.model_path), task.config, progress=False)
+    return _JOBS[key]
 
 
 def prepare_worker(task: RangeTask) -> str:
@@ -150,18 +151,18 @@ def prepare_worker(task: RangeTask) -> str:
     Run on every worker by :class:`DistributedIngest` before any range is
     submitted (``Client.run``); a model a worker cannot load fails here, early.
     """
-    runner = _runner(task)
-    c, size = runner.config, runner.model.spec.input_size
+    job = _ingest_job(task)
+    c, size = job.config, job.model.spec.input_size
     blank = np.zeros((c.batch_size + 1, size, size, 3), np.uint8)  # a full batch and a remainder
-    runner.engine.all_exits(blank, exits=c.exits, features_exit=c.cluster_exit)
+    job.runner.all_exits(blank, exits=c.exits, features_exit=c.cluster_exit)
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_range(task: RangeTask) -> dict[str, Any]:
     """Ingest one range on a worker; its statistics. Raises :class:`VideoError` for a damaged video."""
-    runner = _runner(task)
-    run = runner.store.get_run(task.run_id)
-    return runner.ingest_range(task.path, task.info, run, task.index)
+    job = _ingest_job(task)
+    run = job.store.get_run(task.run_id)
+    return job.ingest_range(task.path, task.info, run, task.index)
 
 
 @dataclass
@@ -313,6 +314,6 @@ def ingest_videos_distributed(
     """Ingest ``paths`` on a local cluster of ``workers`` or on the Dask ``scheduler`` given."""
     with (
         dask_client(workers, scheduler) as client,
-        DistributedIngest(url, model_path, config, client, progress=progress) as runner,
+        DistributedIngest(url, model_path, config, client, progress=progress) as job,
     ):
-        return runner.ingest(paths, force=force)
+        return job.ingest(paths, force=force)

@@ -1,6 +1,6 @@
 """Merging the per-label clusters of a run's ranges when the run finishes.
 
-Each range of a run (see :mod:`ingest.ranges`) clusters its objects on its
+Each range of a run (see :mod:`mxn.ingest.ranges`) clusters its objects on its
 own, so that ranges can run in any order, in any process. The same car
 crossing a seam, or parked through two ranges, then has one cluster in
 each. When every range is done, :func:`plan_merges` folds each cluster of a
@@ -22,7 +22,7 @@ from itertools import groupby
 import faiss
 import numpy as np
 
-from storage.records import ClusterMerge, ClusterState, seq_range_index
+from mxn.storage.records import ClusterMerge, ClusterState, seq_range_index
 
 
 def _fold(into: ClusterState, other: ClusterState) -> ClusterState:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from storage.records import RangeRecord
+from mxn.storage.records import RangeRecord
 
 #: Counters a range accumulates (over resumes too); a run's are their sums.
 COUNTERS = ("frames", "frames_skipped", "objects", "indexing", "confident")

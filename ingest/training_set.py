@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from mxn.images import SPLITS, resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from storage.crops import crop_png, decode_crop
-from storage.store import Store
+from mxn.storage.crop_codec import crop_png, decode_crop
+from mxn.storage.store import Store
 
 FORMAT = "mxn-index-crops"
 #: Shares of the time blocks that go to train, val, calibration and test.
@@ -56,7 +56,7 @@ class IndexCrop:
     object_id: int
     video_id: int
     time: float
-    data: bytes  # as stored (storage.crops)
+    data: bytes  # as stored (mxn.storage.crop_codec)
 
 
 def index_crops(store: Store, mode: str = "mxn", video_id: int | None = None) -> list[IndexCrop]:
@@ -90,14 +90,14 @@ def gt_labels(
     crops: list[IndexCrop], gt_model: MXNModel, batch_size: int = 64, progress: bool = False
 ) -> list[str]:
     """The GT-CNN's top-1 label of every crop (its last exit)."""
-    engine, last = gt_model.engine(batch_size), gt_model.spec.num_exits - 1
+    runner, last = gt_model.runner(batch_size), gt_model.spec.num_exits - 1
     out: list[str] = []
     step = 1024
     for start in tqdm(range(0, len(crops), step), desc="GT-CNN labels", unit="chunk", disable=not progress):
         images = resize_batch(
             [decode_crop(c.data) for c in crops[start : start + step]], gt_model.spec.input_size
         )
-        top = engine.all_exits(images, exits=[last]).output(last).argmax(axis=1)
+        top = runner.all_exits(images, exits=[last]).output(last).argmax(axis=1)
         out += [gt_model.classes[int(k)] for k in top]
     return out
 

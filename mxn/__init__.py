@@ -5,14 +5,17 @@ The library's main pieces, importable from here:
 * :class:`NetworkSpec` and :func:`build_network`: describe and build a
   multi-exit ResNet-18 or MobileNetV1;
 * :class:`TrainConfig` and :func:`train_network`: train every exit together;
-* :class:`StagedEngine`: run the exits (all at once, or early exit with
+* :class:`ExitRunner`: run the exits (all at once, or early exit with
   compaction);
 * :func:`calibrate_thresholds`: per-exit thresholds for a target precision;
 * :func:`save_model` / :func:`load_model`: the ``.mxn`` model file;
-* the jobs of the ``mxn`` command, one function each, with the command's
-  options (:mod:`mxn.api`, docs/API.md): :func:`train`, :func:`ingest`,
-  :func:`query`, :func:`tune_query`, :func:`label_faces`, :func:`tune_faces`,
-  :func:`train_faces`, :func:`make_movie`, :func:`render_traffic_video`, ...
+
+The rest of the house lives under this name too (docs/ARCHITECTURE.md):
+:mod:`mxn.media` (video and drawing), :mod:`mxn.storage`, the stages
+:mod:`mxn.ingest`, :mod:`mxn.query` and :mod:`mxn.facerec`,
+:mod:`mxn.datasets`, :mod:`mxn.reports`, and the job layer on top:
+:mod:`mxn.api` (one Python function per job, docs/API.md) and :mod:`mxn.cli`
+(the ``mxn`` command).
 
 Names are imported lazily so that ``import mxn`` and ``mxn --help`` do not
 wait for TensorFlow.
@@ -34,32 +37,13 @@ _EXPORTS = {
     "MultiExitNetwork": "mxn.network",
     "TrainConfig": "mxn.training",
     "train_network": "mxn.training",
-    "StagedEngine": "mxn.engine",
+    "ExitRunner": "mxn.runner",
     "calibrate_thresholds": "mxn.calibration",
     "MXNModel": "mxn.modelfile",
     "save_model": "mxn.modelfile",
     "load_model": "mxn.modelfile",
     "ModelFileError": "mxn.modelfile",
-    "fit_model": "mxn.fit",
-    # the jobs (mxn.api): one function per command
-    **dict.fromkeys(
-        (
-            "train",
-            "calibrate",
-            "evaluate",
-            "render_traffic_video",
-            "render_crops",
-            "ingest",
-            "query",
-            "tune_query",
-            "make_movie",
-            "label_faces",
-            "tune_faces",
-            "train_faces",
-            "OptionError",
-        ),
-        "mxn.api",
-    ),
+    "fit_model": "mxn.training",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

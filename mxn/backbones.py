@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from keras import layers
 
-from mxn.blocks import basic_block, conv_bn_relu, depthwise_separable
-from mxn.spec import NetworkSpec
+from .blocks import basic_block, conv_bn_relu, depthwise_separable
+from .spec import NetworkSpec
 
 # (filters, stride) of each unit, at width 1.0.
 RESNET18_UNITS: tuple[tuple[int, int], ...] = (

@@ -11,7 +11,7 @@ threshold can reach gives ``None``: that exit never decides.
 
 Thresholds are fitted as a cascade by default: exit ``i`` is calibrated on the
 items that exits ``0..i-1`` did not take, which is exactly the population it
-sees in the engine's early-exit mode.
+sees in the exit runner's early-exit mode.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from mxn.report import check_format
+from .jsonfile import check_format
 
 FORMAT = "mxn-model"
 FORMAT_VERSION = 1

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mxn.images import load_image_folder
-from mxn.modelfile import ModelFileError, MXNModel, load_model
+from .images import load_image_folder
+from .modelfile import ModelFileError, MXNModel, load_model
 
 MODEL_DIR = Path(__file__).with_name("default_models")
 DEFAULT_MODELS: dict[str, str] = {
@@ -69,7 +69,7 @@ def difficulty(data_dir: str | Path, ingest: MXNModel | None = None, gt: MXNMode
     figures = {}
     for name, model, exit_index in (("first_exit", ingest, 0), ("gt", gt, gt.spec.num_exits - 1)):
         data = load_image_folder(root, model.spec.input_size, classes=model.classes)
-        out = model.engine().all_exits(data.images, exits=[exit_index]).outputs[0]
+        out = model.runner().all_exits(data.images, exits=[exit_index]).outputs[0]
         figures[name] = float(np.mean(out.argmax(axis=1) == data.labels))
     figures["items"] = len(data)
     low, high = FIRST_EXIT_RANGE

@@ -14,7 +14,7 @@ import math
 
 import keras
 
-from mxn.network import MultiExitNetwork
+from .network import MultiExitNetwork
 
 
 def layer_macs(layer: keras.layers.Layer) -> int:

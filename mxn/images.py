@@ -30,7 +30,7 @@ class ImageSet:
     """Images with integer labels and the class names they index.
 
     ``targets``, when set, are per-image probability vectors over ``classes``
-    (a teacher's softmax, :func:`mxn.fit.teacher_labels`): training learns
+    (a teacher's softmax, :func:`mxn.training.teacher_labels`): training learns
     them instead of the one-hot labels; ``labels`` stay their top-1.
     """
 

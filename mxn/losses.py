@@ -50,14 +50,6 @@ class SparseFocalLoss(keras.losses.Loss):
         return {**super().get_config(), "gamma": self.gamma}
 
 
-def focal_loss_reference(probs, labels, gamma: float):
-    """The formula in NumPy, for tests and for reading: ``-(1 - p_t)^gamma log(p_t)``."""
-    import numpy as np
-
-    p_t = np.clip(probs[np.arange(len(labels)), labels], _EPS, 1.0 - _EPS)
-    return -((1.0 - p_t) ** gamma) * np.log(p_t)
-
-
 def exit_loss(kind: str, gamma: float = 2.0, soft: bool = False) -> keras.losses.Loss:
     """One exit's loss: ``"ce"``, ``"focal"`` (classification) or ``"cosine"`` (embedding).
 

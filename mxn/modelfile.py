@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mxn.card import (
+from .card import (
     CARD,
     FORMAT,
     FORMAT_VERSION,
@@ -40,9 +40,9 @@ from mxn.card import (
     read_members,
     sha256,
 )
-from mxn.engine import StagedEngine
-from mxn.network import MultiExitNetwork, build_network
-from mxn.spec import NetworkSpec, SpecError
+from .network import MultiExitNetwork, build_network
+from .runner import ExitRunner
+from .spec import NetworkSpec, SpecError
 
 # the card's names, re-exported: a model file's reader and writer are used from here
 __all__ = [
@@ -81,8 +81,8 @@ class MXNModel:
     def spec(self) -> NetworkSpec:
         return self.network.spec
 
-    def engine(self, batch_size: int = 64) -> StagedEngine:
-        return StagedEngine(self.network, batch_size=batch_size)
+    def runner(self, batch_size: int = 64) -> ExitRunner:
+        return ExitRunner(self.network, batch_size=batch_size)
 
     def card(self) -> dict[str, Any]:
         """The JSON card (without the weights checksum, added on save)."""

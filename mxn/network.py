@@ -7,7 +7,7 @@ input. Head ``i`` turns that input into ``(pooled_features, output)``.
 
 Training uses :attr:`MultiExitNetwork.model` (outputs ``{"exit_i": probabilities}``),
 which is nothing but those same
-stages and heads called in a row; the staged engine calls the very same
+stages and heads called in a row; the exit runner calls the very same
 sub-models one at a time. Because both paths share the layer objects, the
 staged outputs are the whole model's outputs by construction, and one set of
 weights serves both.
@@ -21,9 +21,9 @@ from typing import Any
 import keras
 from keras import layers
 
-from mxn.backbones import stem, unit
-from mxn.blocks import aggregation_block, classification_head, embedding_head
-from mxn.spec import NetworkSpec
+from .backbones import stem, unit
+from .blocks import aggregation_block, classification_head, embedding_head
+from .spec import NetworkSpec
 
 
 @dataclass
@@ -34,8 +34,8 @@ class MultiExitNetwork:
     stages: list[keras.Model]
     heads: list[keras.Model]
     model: keras.Model
-    #: Compiled inference graphs, shared by every engine over this network so
-    #: each graph is traced once (filled by :class:`~mxn.engine.StagedEngine`).
+    #: Compiled inference graphs, shared by every exit runner over this network so
+    #: each graph is traced once (filled by :class:`~mxn.runner.ExitRunner`).
     compiled: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

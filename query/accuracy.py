@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from storage.store import Store
+from mxn.storage.store import Store
 
 if TYPE_CHECKING:
-    from query.result import QueryResult
+    from .result import QueryResult
 
 
 def precision_recall(answer: set, truth: set) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mxn.segments import DEFAULT_MAX_GAP, merge_segments
+from mxn.media.segments import DEFAULT_MAX_GAP, merge_segments
 
 
 @dataclass(frozen=True)

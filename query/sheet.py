@@ -8,9 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ingest.decode import VideoError, read_frames
-from mxn.text import draw_text, label_size
-from query.result import QueryResult
+from mxn.media.text import draw_text, label_size
+from mxn.media.video import VideoError, read_frames
+
+from .result import QueryResult
 
 BOX_COLOUR = (40, 220, 40)  # RGB
 TEXT_COLOUR = (255, 255, 255)
@@ -32,7 +33,7 @@ def pick_frames(result: QueryResult, limit: int) -> list[tuple[int, int]]:
 def _tile(image: np.ndarray, boxes: list[tuple[int, int, int, int]], caption: str, width: int) -> np.ndarray:
     """The frame scaled to ``width``, its boxes drawn after scaling (crisp at any size), a caption on top.
 
-    The caption names the video, whose file name may be in any script (:func:`mxn.text.draw_text`).
+    The caption names the video, whose file name may be in any script (:func:`mxn.media.text.draw_text`).
     """
     scale = width / image.shape[1]
     tile = cv2.resize(image, (width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)

@@ -47,10 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from mxn.engine import DecisionRule
+from mxn.jsonfile import read_format_json
 from mxn.modelfile import MXNModel
-from mxn.report import read_format_json
-from storage.records import RunRecord
+from mxn.runner import DecisionRule
+from mxn.storage.records import RunRecord
 
 FORMAT = "mxn-query-thresholds"
 FORMAT_VERSION = 1
@@ -218,7 +218,7 @@ class QueryThresholds:
         return p >= self.accept_limits[exit_index], p <= self.reject_limits[exit_index]
 
     def rule(self, label_index: int) -> DecisionRule:
-        """The engine's decision rule for a query of class ``label_index``: leave when decided."""
+        """The exit runner's decision rule for a query of class ``label_index``: leave when decided."""
 
         def decide(exit_index: int, outputs: np.ndarray, features, items) -> np.ndarray:
             accepted, rejected = self.outcomes(exit_index, outputs[:, label_index])

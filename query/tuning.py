@@ -24,7 +24,7 @@ on all candidates serve labels the samples do not hold):
   Without enough positives to show that, the exit rejects nothing.
 
 Before the exits, the index stage (``index_stage``) may reject on the score
-the ingest model stored with each candidate (:mod:`query.thresholds`): it
+the ingest model stored with each candidate (:mod:`mxn.query.thresholds`): it
 costs nothing at query time, not even a crop read. It gets a share
 (``index_recall_share``) of the recall the target allows to lose, so the
 exits keep the rest; it never accepts (the ingest exits are too cheap to be
@@ -59,10 +59,11 @@ from tqdm.auto import tqdm
 from mxn.calibration import fit_threshold, wilson_lower_bound
 from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
-from query.accuracy import frame_figures, truth_frames
-from query.thresholds import QueryThresholds, index_scorer_of
-from storage.crops import decode_crop
-from storage.store import Store
+from mxn.storage.crop_codec import decode_crop
+from mxn.storage.store import Store
+
+from .accuracy import frame_figures, truth_frames
+from .thresholds import QueryThresholds, index_scorer_of
 
 #: The share of the allowed recall loss that the index stage may spend (the exits keep the rest).
 DEFAULT_INDEX_RECALL_SHARE = 0.3
@@ -84,7 +85,7 @@ class TuningSamples:
     scores: np.ndarray  # (exits, N) the query MXN's probability of that label
     positive: np.ndarray  # (N,) bool: the GT-CNN's top-1 is that label
     index_scores: np.ndarray | None = None  # (N,) the index's stored score (NaN: none), or no index stage
-    index_scorer: str | None = None  # who wrote index_scores (query.thresholds.index_scorer_of)
+    index_scorer: str | None = None  # who wrote index_scores (mxn.query.thresholds.index_scorer_of)
 
     def __post_init__(self) -> None:
         if self.index_scores is not None and self.index_scores.shape != self.positive.shape:
@@ -183,7 +184,7 @@ def collect_samples(
     labels = [lab for lab in indexed if lab in query_model.classes and lab in gt_model.classes]
     if not labels:
         raise TuningError(_no_labels_reason(indexed, index_mode, query_model.classes, gt_model.classes))
-    q_engine, gt_engine = query_model.engine(batch_size), gt_model.engine(batch_size)
+    q_runner, gt_runner = query_model.runner(batch_size), gt_model.runner(batch_size)
     last = gt_model.spec.num_exits - 1
     scorer_of_run = {r.id: index_scorer_of(r) for r in store.runs()}
     ids, names, scores, positive, index_scores, scorers = [], [], [], [], [], []
@@ -191,8 +192,8 @@ def collect_samples(
         clusters = store.clusters(label, mode=index_mode)
         crops = [decode_crop(c.representative_crop) for c in clusters]
         q = query_model.classes.index(label)
-        outputs = q_engine.all_exits(resize_batch(crops, query_model.spec.input_size)).outputs
-        truth = gt_engine.all_exits(resize_batch(crops, gt_model.spec.input_size), exits=[last]).output(last)
+        outputs = q_runner.all_exits(resize_batch(crops, query_model.spec.input_size)).outputs
+        truth = gt_runner.all_exits(resize_batch(crops, gt_model.spec.input_size), exits=[last]).output(last)
         ids += [c.id for c in clusters]
         names += [label] * len(clusters)
         scores.append(np.stack([o[:, q] for o in outputs]))
@@ -220,7 +221,7 @@ def index_ceiling(store: Store, samples: TuningSamples, index_mode: str = "mxn")
     Focus accepts a candidate when the GT-CNN calls its representative the
     label (``samples.positive``, collected from ``store``) and answers with
     the frames of the cluster's members. Judged like a query
-    (:mod:`query.accuracy`: frames, against the gt-all index) on the videos
+    (:mod:`mxn.query.accuracy`: frames, against the gt-all index) on the videos
     that have both an ``index_mode`` index and a gt-all one; empty when none has.
     A label the gt-all index knows but nothing was indexed under is there too,
     with the recall of an empty answer.

@@ -6,8 +6,8 @@ the store holds; they may import ``storage``, ``ingest``, ``query``,
 demo and API callers.
 """
 
-from reports.faces import write_faces_report
-from reports.ingest import write_ingest_report
-from reports.query import write_query_report
+from .faces import write_faces_report
+from .ingest import write_ingest_report
+from .query import write_query_report
 
 __all__ = ["write_faces_report", "write_ingest_report", "write_query_report"]

@@ -2,14 +2,14 @@
 
 One timeline drawing serves both "when does the answer show the label"
 (a query, one row per video) and "when is each person on screen" (faces, one
-row per person), as one merging rule (:mod:`mxn.segments`) serves both.
+row per person), as one merging rule (:mod:`mxn.media.segments`) serves both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reports.page import Markup, figure_img, new_figure
+from .page import Markup, figure_img, new_figure
 
 #: Colours of the series of a chart, in order (colour-blind safe).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#17becf", "#7f7f7f")

@@ -1,8 +1,8 @@
 """The faces report: who is on screen when, and how often a cheap exit named a face instead of the oracle.
 
-Everything comes from the labelled rows (:class:`facerec.pipeline.MovieResult`)
+Everything comes from the labelled rows (:class:`mxn.facerec.pipeline.MovieResult`)
 through the same functions the command line prints with
-(:mod:`facerec.outputs`: ``person_timeline``, ``screen_time``,
+(:mod:`mxn.facerec.outputs`: ``person_timeline``, ``screen_time``,
 ``summarize``), so the page and ``mxn faces`` never disagree.
 """
 
@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facerec.outputs import LabelledFace, person_timeline, screen_time
-from reports import page as p
+from mxn.facerec.outputs import LabelledFace, person_timeline, screen_time
 
-if TYPE_CHECKING:  # the report reads it; importing facerec.pipeline would load dlib and FAISS
-    from facerec.pipeline import MovieResult
-from reports.charts import bar_chart, timeline_chart
+from . import page as p
+
+if TYPE_CHECKING:  # the report reads it; importing mxn.facerec.pipeline would load dlib and FAISS
+    from mxn.facerec.pipeline import MovieResult
+from .charts import bar_chart, timeline_chart
 
 #: At most this many videos get a timeline of their own (a movie in many files).
 TIMELINES = 8

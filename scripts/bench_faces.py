@@ -3,21 +3,21 @@
 Side by side in one run:
 
 1. **Movies.** A calibration movie and a test movie (another seed) are
-   composed from real faces (:mod:`facerec.movies`, docs/DATA.md), with the
+   composed from real faces (:mod:`mxn.datasets.movies`, docs/DATA.md), with the
    cast's gallery; one cast member is left out of the gallery, so the oracle
    must also name a stranger (``unknown-N``).
 2. **Thresholds.** The face MXN's per-exit distance thresholds are tuned on
-   the calibration movie for 99% accuracy (:func:`facerec.tuning.tune_thresholds`).
+   the calibration movie for 99% accuracy (:func:`mxn.facerec.tuning.tune_thresholds`).
 3. **Detection** of the test movie, once (decode, dlib HOG, 5-point
    alignment), timed: both pipelines get the same faces.
 4. **Recognition**, timed, interleaved over the repeats:
    ``oracle`` names every face with the oracle (dlib's 128-D ResNet and the
-   gallery); ``mxn`` runs Algorithm 3 (:class:`facerec.labeller.FaceLabeller`)
+   gallery); ``mxn`` runs Algorithm 3 (:class:`mxn.facerec.labeller.FaceLabeller`)
    with the face MXN's exits computed lazily, one face at a time, and the
    same oracle called only when no exit is sure; ``mxn_last_exit_oracle`` is
    the paper's variant with the MXN's last exit (matched against the gallery
    in that exit's space) as oracle. Accuracy of each against the truth
-   (:func:`facerec.tuning.truth_accuracy`), hit rate per exit, oracle calls.
+   (:func:`mxn.facerec.tuning.truth_accuracy`), hit rate per exit, oracle calls.
 5. **1/alpha sweep** on the test movie (Fig. 5.6), replayed from features
    computed once, with a PNG plot.
 
@@ -54,16 +54,16 @@ for _path in (ROOT, ROOT / "scripts"):  # run from a checkout without installing
 import numpy as np  # noqa: E402
 from bench_ingest import QUIET_SHARE, CpuWatch  # noqa: E402
 
-from facerec.detection import aligned_crops, detect_faces, largest_box  # noqa: E402
-from facerec.evaluation import build_sample, detect_movie, truth_sample  # noqa: E402
-from facerec.labeller import DEFAULT_ALPHA, FaceLabeller  # noqa: E402
-from facerec.model import FaceMXN  # noqa: E402
-from facerec.movies import make_movie, movie_presets, read_truth, write_gallery, write_movie  # noqa: E402
-from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle  # noqa: E402
-from facerec.tuning import plot_alpha_sweep, sweep_alpha, truth_accuracy, tune_thresholds  # noqa: E402
-from ingest.decode import iter_frames  # noqa: E402
+from mxn.datasets.movies import make_movie, movie_presets, read_truth, write_gallery, write_movie  # noqa: E402
+from mxn.facerec.detection import aligned_crops, detect_faces, largest_box  # noqa: E402
+from mxn.facerec.evaluation import build_sample, detect_movie, truth_sample  # noqa: E402
+from mxn.facerec.labeller import DEFAULT_ALPHA, FaceLabeller  # noqa: E402
+from mxn.facerec.model import FaceMXN  # noqa: E402
+from mxn.facerec.oracle import FaceEmbedder, Gallery, GalleryOracle  # noqa: E402
+from mxn.facerec.tuning import plot_alpha_sweep, sweep_alpha, truth_accuracy, tune_thresholds  # noqa: E402
 from mxn.images import read_image  # noqa: E402
-from mxn.report import write_json  # noqa: E402
+from mxn.jsonfile import write_json  # noqa: E402
+from mxn.media.video import iter_frames  # noqa: E402
 
 TARGET_SPEEDUP = 5.0
 TARGET_ACCURACY = 0.99
@@ -79,7 +79,7 @@ PAPER = {
 @dataclass(frozen=True)
 class Settings:
     quick: bool
-    preset: str  # test movie (facerec.movies.movie_presets)
+    preset: str  # test movie (mxn.datasets.movies.movie_presets)
     seconds: float
     calibration_preset: str
     calibration_seconds: float

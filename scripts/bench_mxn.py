@@ -4,10 +4,10 @@ Three measurements, side by side in one run:
 
 1. **Prefix batching** (the dissertation's Table 5.9, measured there at
    3.89x): serving all five exits of one multi-exit network (MXN) with
-   :meth:`StagedEngine.all_exits` against serving five single-exit models cut
-   at the same layers, each with its own engine, on the same images and batch
+   :meth:`ExitRunner.all_exits` against serving five single-exit models cut
+   at the same layers, each with its own runner, on the same images and batch
    size. The bound is :func:`mxn.flops.prefix_batching_bound`, the MAC ratio.
-2. **Batched early exit**: :meth:`StagedEngine.early_exit` at batch 64 (with
+2. **Batched early exit**: :meth:`ExitRunner.early_exit` at batch 64 (with
    compaction of the undecided items) against the same engine at batch 1, on a
    briefly trained network with thresholds that send a real share of the
    images out at every exit. Both runs must make the same decisions.
@@ -59,10 +59,10 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from mxn.engine import StagedEngine
 from mxn.flops import network_macs, prefix_batching_bound
 from mxn.images import resize_batch
 from mxn.network import MultiExitNetwork, build_network
+from mxn.runner import ExitRunner
 from mxn.spec import NetworkSpec, Stem
 from mxn.training import TrainConfig, train_network
 
@@ -270,20 +270,20 @@ def bench_prefix_batching(
     machine hits both sides alike; medians are over the repeats during which
     other processes stayed (nearly) idle.
     """
-    mxn_engine = StagedEngine(mxn, batch_size=cfg.batch_size)
-    single_engines = [StagedEngine(s, batch_size=cfg.batch_size) for s in singles]
-    engines = [mxn_engine, *single_engines]
+    mxn_runner = ExitRunner(mxn, batch_size=cfg.batch_size)
+    single_runners = [ExitRunner(s, batch_size=cfg.batch_size) for s in singles]
+    runners = [mxn_runner, *single_runners]
     for _ in range(cfg.warmup):
-        for engine in engines:
-            engine.all_exits(images[: cfg.batch_size])
+        for runner in runners:
+            runner.all_exits(images[: cfg.batch_size])
     mxn_times: list[float] = []
     single_times: list[list[float]] = [[] for _ in singles]
     shares: list[float | None] = []
     for _ in range(cfg.repeats):
         watch = CpuWatch.start()
-        mxn_times.append(timed(lambda: mxn_engine.all_exits(images)))
-        for k, engine in enumerate(single_engines):
-            single_times[k].append(timed(lambda e=engine: e.all_exits(images)))
+        mxn_times.append(timed(lambda: mxn_runner.all_exits(images)))
+        for k, runner in enumerate(single_runners):
+            single_times[k].append(timed(lambda e=runner: e.all_exits(images)))
         shares.append(watch.others_share())
     used = quiet_indices(shares)
     mxn_s = median([mxn_times[i] for i in used])
@@ -509,8 +509,8 @@ def bench_early_exit(
     mxn: MultiExitNetwork, images: np.ndarray, labels: np.ndarray, cfg: BenchConfig
 ) -> dict[str, Any]:
     """Batched early exit with compaction vs one image at a time, same thresholds."""
-    batched = StagedEngine(mxn, batch_size=cfg.batch_size)
-    single = StagedEngine(mxn, batch_size=1)
+    batched = ExitRunner(mxn, batch_size=cfg.batch_size)
+    single = ExitRunner(mxn, batch_size=1)
     outputs = batched.all_exits(images).outputs
     exit_shares = [1.0 / mxn.num_exits] * mxn.num_exits
     thresholds = quantile_thresholds(outputs, exit_shares)

@@ -12,20 +12,20 @@ For every camera preset, side by side in one run:
    has the label in which *that same object* (frame, box) is indexed under
    it. A query's recall can never exceed it.
 3. **Thresholds.** Accept / reject thresholds of the query MXN are tuned on
-   the calibration index (:func:`query.tuning.tune`, 99% precision and
+   the calibration index (:func:`mxn.query.tuning.tune`, 99% precision and
    recall); a second set is tuned on the calibration candidates of every
    preset of the run together (``mxn_pooled``: what ``mxn tune query``
    fits on one index that holds a calibration clip of every camera, as the
    dissertation's Table 5.12 took its thresholds from one data set for every
    video); a third keeps the preset's own thresholds for the labels they
    decide and takes the pooled ones for the rest (``mxn_fallback``,
-   :meth:`query.thresholds.QueryThresholds.falling_back_to`); a fourth is
+   :meth:`mxn.query.thresholds.QueryThresholds.falling_back_to`); a fourth is
    that fallback with both sets tuned to stricter stage targets (``mxn_strict``,
    99.5% / 99.5% by default): the answer also carries the index's own losses,
    so the query stage must lose less than the answer may; the query model's
    card thresholds are the fifth variant.
 4. **Queries.** Every label of the test clip's gt-all index is asked in seven
-   modes with :class:`query.engine.QueryEngine` (no verdict cache): ``focus``
+   modes with :class:`mxn.query.executor.QueryExecutor` (no verdict cache): ``focus``
    (the GT-CNN on every candidate cluster), ``mxn`` (tuned thresholds),
    ``mxn_pooled`` (pooled thresholds), ``mxn_fallback`` (own, else pooled),
    ``mxn_strict`` (the fallback at the stricter stage targets), ``mxn_card``
@@ -41,7 +41,7 @@ For every camera preset, side by side in one run:
 5. **Why.** Cluster purity per label (a cluster is judged by its
    representative, so a member with another GT label is wrongly in or out:
    this is what keeps Focus itself below 99%), and a cost model: the GT-CNN's
-   and the query MXN's seconds per candidate, timed with the engines on the
+   and the query MXN's seconds per candidate, timed with the runners on the
    candidates' crops, give the highest speed-up the exits' decided share
    allows.
 6. **Sweep.** The Focus and MXN queries again on indexes built with other
@@ -84,22 +84,22 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_ingest import QUIET_SHARE, CpuWatch, time_calls  # noqa: E402
 
-from ingest.config import IngestConfig  # noqa: E402
-from ingest.extraction import ExtractorConfig  # noqa: E402
-from ingest.run import ingest_videos  # noqa: E402
+from mxn.datasets.world.presets import PRESETS  # noqa: E402
+from mxn.datasets.world.video import render_clip  # noqa: E402
 from mxn.defaults import load_default_model  # noqa: E402
 from mxn.flops import exit_macs  # noqa: E402
 from mxn.images import resize_batch  # noqa: E402
+from mxn.ingest.config import IngestConfig  # noqa: E402
+from mxn.ingest.extraction import ExtractorConfig  # noqa: E402
+from mxn.ingest.pipeline import ingest_videos  # noqa: E402
+from mxn.jsonfile import write_json  # noqa: E402
 from mxn.modelfile import MXNModel, load_model, model_sha  # noqa: E402
-from mxn.report import write_json  # noqa: E402
-from mxn.world.presets import PRESETS  # noqa: E402
-from mxn.world.video import render_clip  # noqa: E402
-from query.engine import CASCADE_BATCH, QueryEngine  # noqa: E402
-from query.result import QueryResult  # noqa: E402
-from query.thresholds import QueryThresholds  # noqa: E402
-from query.tuning import TuningError, TuningSamples, collect_samples, tune  # noqa: E402
-from storage.crops import decode_crop  # noqa: E402
-from storage.store import Store  # noqa: E402
+from mxn.query.executor import CASCADE_BATCH, QueryExecutor  # noqa: E402
+from mxn.query.result import QueryResult  # noqa: E402
+from mxn.query.thresholds import QueryThresholds  # noqa: E402
+from mxn.query.tuning import TuningError, TuningSamples, collect_samples, tune  # noqa: E402
+from mxn.storage.crop_codec import decode_crop  # noqa: E402
+from mxn.storage.store import Store  # noqa: E402
 
 TARGET_SPEEDUP_VS_FOCUS = 3.0
 TARGET_PRECISION = 0.99
@@ -369,7 +369,7 @@ class Queries:
 
     ``thresholds`` maps each gated mode (``mxn``, ``mxn_pooled``, ...) to its
     thresholds; ``mxn_card`` defaults to the query model's card, and ``focus`` and
-    ``all`` ask the GT-CNN (through the ``mxn`` engine: thresholds play no
+    ``all`` ask the GT-CNN (through the ``mxn`` runner: thresholds play no
     part in them).
     """
 
@@ -377,15 +377,15 @@ class Queries:
         self, store: Store, models: dict[str, MXNModel], thresholds: dict[str, QueryThresholds]
     ) -> None:
         thresholds = {"mxn_card": QueryThresholds.from_model(models["query"]), **thresholds}
-        engines = {
-            mode: QueryEngine(store, models["gt"], models["query"], t, use_cache=False)
+        runners = {
+            mode: QueryExecutor(store, models["gt"], models["query"], t, use_cache=False)
             for mode, t in thresholds.items()
         }
         self.calls: dict[str, Callable[..., QueryResult]] = {
-            mode: partial(engine.run, mode="mxn", index_mode="mxn") for mode, engine in engines.items()
+            mode: partial(engine.run, mode="mxn", index_mode="mxn") for mode, engine in runners.items()
         }
         for mode in ("focus", "all"):
-            self.calls[mode] = partial(engines["mxn"].run, mode=mode, index_mode="mxn")
+            self.calls[mode] = partial(runners["mxn"].run, mode=mode, index_mode="mxn")
 
     def warm(self, label: str, modes: Sequence[str]) -> None:
         """One untimed run of every mode (``all`` on the first half second: it traces the same graph)."""
@@ -477,7 +477,7 @@ def cost_model(
     count: int,
     batch: int = 64,
 ) -> dict[str, Any]:
-    """Seconds per candidate of each part of a query, timed with the engines on the candidates' crops.
+    """Seconds per candidate of each part of a query, timed with the runners on the candidates' crops.
 
     ``decode``: PNG decode + resize of a representative (every mode pays it
     once); ``gt``: the GT-CNN; ``mxn_depth_d``: the query MXN up to exit d;
@@ -498,7 +498,7 @@ def cost_model(
     pngs = [c.representative_crop for cs in by_label.values() for c in cs]
     if not pngs:
         return {"candidates": 0}
-    q_engine, gt_engine, cascade_engine = query.engine(batch), gt.engine(batch), query.engine(CASCADE_BATCH)
+    q_runner, gt_runner, cascade_runner = query.runner(batch), gt.runner(batch), query.runner(CASCADE_BATCH)
     q_size, gt_size, last = query.spec.input_size, gt.spec.input_size, gt.spec.num_exits - 1
     decode = lambda: resize_batch([decode_crop(p) for p in pngs], q_size)  # noqa: E731
     crops = decode()
@@ -509,10 +509,10 @@ def cost_model(
         start += len(cs)
     calls: dict[str, Callable[[], Any]] = {
         "decode": decode,
-        "gt": lambda: gt_engine.all_exits(gt_crops, exits=[last]),
+        "gt": lambda: gt_runner.all_exits(gt_crops, exits=[last]),
     }
     for d in range(query.spec.num_exits):
-        calls[f"mxn_depth_{d}"] = lambda d=d: q_engine.all_exits(crops, exits=tuple(range(d + 1)))
+        calls[f"mxn_depth_{d}"] = lambda d=d: q_runner.all_exits(crops, exits=tuple(range(d + 1)))
 
     def deepest(t: QueryThresholds, label: str) -> int | None:
         return t.for_label(label).last_deciding_exit
@@ -520,7 +520,7 @@ def cost_model(
     def cascade(t: QueryThresholds) -> dict[str, Any]:
         """The cascade as a query runs it: per label, with its thresholds, up to its deepest deciding exit."""
         return {
-            label: cascade_engine.cascade(
+            label: cascade_runner.cascade(
                 crops[span], t.for_label(label).rule(query.classes.index(label)), last_exit=deepest(t, label)
             )
             for label, span in spans.items()

@@ -42,7 +42,7 @@ PostgreSQL database. Side by side in one run:
    side: build seconds, ms per query and recall@1 of IVF against flat (for
    object-like queries and for random directions, the worst case). A sweep
    over centroid counts (synthetic, no SQL) shows where flat search stops
-   being sub-millisecond: the reason for ``storage.vectors.FLAT_MAX_CENTROIDS``.
+   being sub-millisecond: the reason for ``mxn.storage.vectors.FLAT_MAX_CENTROIDS``.
 5. **The lookup indexes** (:data:`LOOKUP_INDEXES`, in the schema since
    version 4): at the largest size the lookups and a ``cluster_index`` call
    are timed again with them and, back to back, without them: they are
@@ -92,14 +92,14 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from ingest.clustering import normalise  # noqa: E402
-from mxn.report import write_json  # noqa: E402
-from mxn.world.sprites import CLASSES  # noqa: E402
-from storage import vectors as vec  # noqa: E402
-from storage.crops import encode_crop  # noqa: E402
-from storage.records import ClusterState, ObjectRecord, VideoInfo  # noqa: E402
-from storage.schema import Cluster  # noqa: E402
-from storage.store import Store, mask_url  # noqa: E402
+from mxn.datasets.world.sprites import CLASSES  # noqa: E402
+from mxn.ingest.clustering import normalise  # noqa: E402
+from mxn.jsonfile import write_json  # noqa: E402
+from mxn.storage import vectors as vec  # noqa: E402
+from mxn.storage.crop_codec import encode_crop  # noqa: E402
+from mxn.storage.records import ClusterState, ObjectRecord, VideoInfo  # noqa: E402
+from mxn.storage.schema import Cluster  # noqa: E402
+from mxn.storage.store import Store, mask_url  # noqa: E402
 
 #: Share of objects whose first label is each class: cars dominate traffic.
 MIX = {
@@ -167,7 +167,7 @@ def near(rng: np.random.Generator, base: np.ndarray, spread: float) -> np.ndarra
 
 
 def representative_crops(rng: np.random.Generator, count: int, px: int) -> list[bytes]:
-    """Crops shaped like ingest's, stored as ingest stores them (:mod:`storage.crops`).
+    """Crops shaped like ingest's, stored as ingest stores them (:mod:`mxn.storage.crop_codec`).
 
     A coloured vehicle box with a window on a road-grey gradient, with sensor noise: the noise is what
     made real crops cost ~7.6 KB as PNG (these: 7.8 KB); without it they took 0.9 KB.

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mxn.report import write_json
-from mxn.world.presets import PRESETS
-from mxn.world.video import render_clip
+from mxn.datasets.world.presets import PRESETS
+from mxn.datasets.world.video import render_clip
+from mxn.jsonfile import write_json
 
 
 def main() -> int:

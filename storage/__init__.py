@@ -1,7 +1,7 @@
 """Storage: the SQL system of record (SQLite or PostgreSQL) and the FAISS
 indexes derived from it (docs/ARCHITECTURE.md section 4.6). Imports no other mxn stage."""
 
-from storage.records import (
+from .records import (
     ClusterMerge,
     ClusterRecord,
     ClusterState,
@@ -12,8 +12,8 @@ from storage.records import (
     VideoInfo,
     VideoRecord,
 )
-from storage.store import DEFAULT_URL, Store, StoreError, database_url, default_url
-from storage.vectors import ClusterVectors
+from .store import DEFAULT_URL, Store, StoreError, database_url, default_url
+from .vectors import ClusterVectors
 
 __all__ = [
     "DEFAULT_URL",

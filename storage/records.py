@@ -1,6 +1,6 @@
 """Plain records that cross the storage boundary.
 
-Ingest hands these to :class:`storage.store.Store` and queries get them back,
+Ingest hands these to :class:`mxn.storage.store.Store` and queries get them back,
 so no caller touches SQLAlchemy rows. Vectors are float32 NumPy arrays here
 and float32 bytes in SQL.
 """
@@ -12,23 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from mxn.media.video import VideoInfo
+
 #: What a run can be. ``running`` runs are invisible to queries; ``done`` runs
 #: are the index; ``failed`` runs keep their error for the user to read.
 RUN_STATUSES = ("running", "done", "failed")
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """A video file as probed before ingest."""
-
-    name: str  # the file name, shown to users ("downtown.mp4")
-    path: str  # absolute path at ingest time (informative: videos move)
-    content_hash: str  # sha256 hex of the file's bytes: the video's identity
-    fps: float
-    width: int
-    height: int
-    frame_count: int  # as the container says; decoding may find fewer
-    duration_s: float
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,7 @@ class ClusterState:
     centroid: np.ndarray
     size: int
     representative_seq: int
-    representative_crop: bytes  # storage.crops.encode_crop (PNG in older indexes)
+    representative_crop: bytes  # mxn.storage.crop_codec.encode_crop (PNG in older indexes)
     representative_distance: float
     active: bool = True
     first_time: float = 0.0
@@ -165,7 +153,7 @@ INDEX_STAGE = -1
 
 @dataclass(frozen=True)
 class Verdict:
-    """A query's decision on one cluster (see :class:`storage.schema.QueryVerdict`)."""
+    """A query's decision on one cluster (see :class:`mxn.storage.schema.QueryVerdict`)."""
 
     cluster_id: int
     outcome: str  # "accept" | "reject" | "undecided"
@@ -179,13 +167,13 @@ class Verdict:
 ORACLE_EXIT = -1
 
 #: A face database as the store moves it: exit -> (labels in first-seen order,
-#: vectors (n, d) float32, counts (n,) int64). See ``facerec.database.ExitDatabase.to_arrays``.
+#: vectors (n, d) float32, counts (n,) int64). See ``mxn.facerec.database.ExitDatabase.to_arrays``.
 FaceFeatures = dict[int, tuple[list[str], np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class FaceMovieRecord:
-    """A face-labelling project (see :class:`storage.schema.FaceMovie`)."""
+    """A face-labelling project (see :class:`mxn.storage.schema.FaceMovie`)."""
 
     id: int
     name: str

@@ -45,8 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from storage import vectors as vec
-from storage.records import (
+from . import vectors as vec
+from .records import (
     ClusterMerge,
     ClusterRecord,
     ClusterState,
@@ -64,7 +64,7 @@ from storage.records import (
     VideoRecord,
     range_seq_base,
 )
-from storage.schema import (
+from .schema import (
     SCHEMA_VERSION,
     UPGRADABLE_FROM,
     WIDENED_COLUMNS,
@@ -508,7 +508,7 @@ def _visible(mode: str | None) -> list[ColumnElement[bool]]:
 
 
 class Store:
-    """SQL system of record; FAISS indexes beside it are derived (see storage.vectors)."""
+    """SQL system of record; FAISS indexes beside it are derived (see mxn.storage.vectors)."""
 
     def __init__(
         self,
@@ -946,7 +946,7 @@ class Store:
         """Mark the run done and, in the same transaction, merge clusters and delete the index it replaces.
 
         Every range must be done. ``merges`` fold clusters of later ranges into
-        clusters of earlier ones (see :func:`ingest.merging.plan_merges`). The
+        clusters of earlier ones (see :func:`mxn.ingest.merging.plan_merges`). The
         replaced runs are the other done or failed runs of the same video and
         mode: a forced re-ingest keeps the old index until the new one is complete.
         """

@@ -10,13 +10,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import pytest
 
+from mxn.datasets.digits import digits
 from mxn.defaults import load_default_model
-from mxn.fit import fit_model
 from mxn.images import ImageSet
 from mxn.modelfile import MXNModel
-from mxn.sample_data import digits
 from mxn.spec import NetworkSpec
-from mxn.training import TrainConfig
+from mxn.training import TrainConfig, fit_model
 
 #: The tests' standard tiny network: ResNet-18 layout, 16 channels at the first
 #: stage, 32 px input, 5 exits.

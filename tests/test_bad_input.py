@@ -27,16 +27,16 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect
 
-from ingest.confidence import confident_mask, expected_share, unfamiliar_warning
-from ingest.config import IngestConfig, describe_diff, settings_diff
-from ingest.extraction import ExtractorConfig
-from ingest.run import IngestConflictError, VideoIngest, ingest_videos
 from mxn.cli import main
+from mxn.datasets.world.video import render_clip
 from mxn.defaults import MODEL_DIR
-from mxn.world.video import render_clip
-from query.engine import QueryEngine
-from query.tuning import TuningError, collect_samples
-from storage.store import Store, StoreError, database_url
+from mxn.ingest.confidence import confident_mask, expected_share, unfamiliar_warning
+from mxn.ingest.config import IngestConfig, describe_diff, settings_diff
+from mxn.ingest.extraction import ExtractorConfig
+from mxn.ingest.pipeline import IngestConflictError, VideoIngest, ingest_videos
+from mxn.query.executor import QueryExecutor
+from mxn.query.tuning import TuningError, collect_samples
+from mxn.storage.store import Store, StoreError, database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = IngestConfig(chunk_frames=20, extractor=ExtractorConfig(warmup=10), cluster_threshold=0.3)
@@ -185,7 +185,7 @@ def test_a_read_only_database_answers_without_caching_and_says_so_once(indexed, 
     said: list[str] = []
     with Store(read_only_url(copy), create=False) as store:
         assert "readonly" in (store.write_refusal() or "")
-        engine = QueryEngine(store, models["gt"], models["query"], warn=said.append)
+        engine = QueryExecutor(store, models["gt"], models["query"], warn=said.append)
         first = engine.run("car")
         second = engine.run("car")
     assert first.hits > 0 and first.frame_keys == second.frame_keys
@@ -216,7 +216,7 @@ def test_a_read_only_postgresql_database_answers_without_caching(postgres_db, cl
         conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     with Store(postgres_db, create=False) as store:
         assert "read-only" in (store.write_refusal() or "")
-        result = QueryEngine(store, models["gt"], models["query"]).run("car")
+        result = QueryExecutor(store, models["gt"], models["query"]).run("car")
     assert result.hits > 0 and any("read-only" in w for w in result.warnings)
 
 
@@ -226,7 +226,7 @@ def test_a_read_only_postgresql_database_answers_without_caching(postgres_db, cl
 def test_a_query_model_that_does_not_know_the_label_is_named(indexed, models, trained):
     digits = trained[0]
     with Store(indexed, create=False) as store:
-        result = QueryEngine(store, models["gt"], digits, use_cache=False).run("car")
+        result = QueryExecutor(store, models["gt"], digits, use_cache=False).run("car")
     assert result.stats.gt_calls == result.stats.candidates > 0
     [warning] = result.warnings
     assert "does not know 'car'" in warning and "--qmodel" in warning

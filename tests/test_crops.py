@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from storage.crops import MAGIC, CropFormatError, crop_png, decode_crop, encode_crop
+from mxn.storage.crop_codec import MAGIC, CropFormatError, crop_png, decode_crop, encode_crop
 
 
 def noisy_crop(h: int = 128, w: int = 96, seed: int = 0) -> np.ndarray:

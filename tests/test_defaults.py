@@ -1,10 +1,10 @@
 import pytest
 
+from mxn.datasets.world.crop_set import SPLITS, CropConfig, build_crops
+from mxn.datasets.world.sprites import CLASSES
 from mxn.defaults import DEFAULT_MODELS, default_model_path, difficulty, load_default_model
 from mxn.flops import exit_macs
 from mxn.modelfile import model_sha
-from mxn.world.crops import SPLITS, CropConfig, build_crops
-from mxn.world.sprites import CLASSES
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from test_reports import read_report
 
-from facerec.movies import Face, Truth
-from facerec.outputs import LabelledFace
 from mxn.cli import main
-from mxn.demo import STRANGER, DemoPaths, DemoPlan, prepare, truth_accuracy
-from storage.store import Store
+from mxn.cli.demo import STRANGER, DemoPaths, DemoPlan, prepare, truth_accuracy
+from mxn.datasets.movies import Face, Truth
+from mxn.facerec.outputs import LabelledFace
+from mxn.storage.store import Store
 
 
 def _demo(out: Path) -> tuple[dict, str]:

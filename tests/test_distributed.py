@@ -21,16 +21,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ingest.config import IngestConfig
-from ingest.distributed import DistributedIngest, dask_client
-from ingest.extraction import ExtractorConfig
-from ingest.merging import plan_merges
-from ingest.run import VideoIngest, ingest_videos
 from mxn.cli import main
+from mxn.datasets.world.video import render_clip
 from mxn.defaults import default_model_path
-from mxn.world.video import render_clip
-from query.engine import QueryEngine
-from storage.store import Store
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.distributed import DistributedIngest, dask_client
+from mxn.ingest.extraction import ExtractorConfig
+from mxn.ingest.merging import plan_merges
+from mxn.ingest.pipeline import VideoIngest, ingest_videos
+from mxn.query.executor import QueryExecutor
+from mxn.storage.store import Store
 
 #: 120 frames in 3 ranges of 40 frames, 2 chunks each.
 RANGED = IngestConfig(
@@ -89,7 +89,7 @@ def assert_same_clusters(got: list[tuple], want: list[tuple]) -> None:
 
 def answers_of(store: Store, models) -> dict:
     """The frames of every label query in focus and mxn modes (no cache, so each runs its CNNs)."""
-    q = QueryEngine(store, models["gt"], models["query"], use_cache=False)
+    q = QueryExecutor(store, models["gt"], models["query"], use_cache=False)
     return {
         (label, mode): [(v.name, v.frames) for v in q.run(label, mode=mode).videos]
         for label in store.labels()
@@ -130,7 +130,7 @@ def test_ranges_find_every_object_of_one_pass_and_merge_their_clusters(tmp_path,
 def test_merging_follows_the_distance_rule_only_across_ranges():
     import numpy as np
 
-    from storage.records import ClusterState, range_seq_base
+    from mxn.storage.records import ClusterState, range_seq_base
 
     def cluster(seq: int, x: float, size: int = 1) -> ClusterState:
         centroid = np.array([x, np.sqrt(1 - x * x)], np.float32)

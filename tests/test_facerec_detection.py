@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from facerec import detection
-from facerec.detection import (
+from mxn.datasets.sample_faces import ASTRONAUT_FACE, astronaut, carphone_frames
+from mxn.facerec import detection
+from mxn.facerec.detection import (
     DETECTORS,
     aligned_crops,
     clip_boxes,
@@ -18,7 +19,6 @@ from facerec.detection import (
     face_landmarks_5,
     make_detector,
 )
-from facerec.sample_data import ASTRONAUT_FACE, astronaut, carphone_frames
 from mxn.images import box_iou
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerec.database import ExitDatabase, FaceDatabase
-from facerec.labeller import FaceLabeller
+from mxn.facerec.database import ExitDatabase, FaceDatabase
+from mxn.facerec.labeller import FaceLabeller
 
 ALPHA = 0.25
 

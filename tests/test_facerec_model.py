@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from facerec.labeller import FaceLabeller
-from facerec.model import (
+from mxn.facerec.labeller import FaceLabeller
+from mxn.facerec.model import (
     DEFAULT_FACE_MODEL,
     FaceMXN,
     classifier_to_embedding,
@@ -66,7 +66,7 @@ def test_face_spec_is_a_mobilenet_with_embedding_exits():
 
 def test_exit_features_are_lazy(tiny):
     calls = [0] * tiny.num_exits
-    steps = tiny.engine._steps
+    steps = tiny.runner._steps
 
     def counting(i):
         def step(state):
@@ -75,7 +75,7 @@ def test_exit_features_are_lazy(tiny):
 
         return step
 
-    tiny.engine._steps = [counting(i) for i in range(tiny.num_exits)]
+    tiny.runner._steps = [counting(i) for i in range(tiny.num_exits)]
     try:
         features = tiny.exit_features(faces(1)[0])
         first = next(features)
@@ -84,7 +84,7 @@ def test_exit_features_are_lazy(tiny):
         assert first.shape == (16,)
         assert len(list(tiny.exit_features(faces(1)[0]))) == 4 and calls == [2, 1, 1, 1]
     finally:
-        tiny.engine._steps = steps
+        tiny.runner._steps = steps
 
 
 def test_embed_all_matches_exit_features_and_is_unit_norm(tiny):
@@ -139,7 +139,7 @@ def test_classifier_conversion_keeps_each_exits_prediction():
     classifier = MXNModel(
         build_network(tiny_spec(head="classification", num_classes=5), seed=3), list("abcde")
     )
-    probs = classifier.engine().all_exits(faces(8, seed=2)).outputs
+    probs = classifier.runner().all_exits(faces(8, seed=2)).outputs
     embedded = FaceMXN(classifier_to_embedding(classifier)).embed_all(faces(8, seed=2))
     for p, e in zip(probs, embedded, strict=True):
         np.testing.assert_array_equal(p.argmax(axis=1), e.argmax(axis=1))

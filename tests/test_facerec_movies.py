@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("dlib")
 pytest.importorskip("face_recognition_models")
 
-from facerec import movies, sample_data
-from facerec.detection import aligned_crops, detect_faces
-from facerec.oracle import Gallery, GalleryOracle
+from mxn.datasets import movies
+from mxn.datasets import sample_faces as sample_data
+from mxn.facerec.detection import aligned_crops, detect_faces
+from mxn.facerec.oracle import Gallery, GalleryOracle
 from mxn.images import box_iou
 
 

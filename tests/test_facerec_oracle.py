@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.detection import aligned_crops
-from facerec.oracle import (
+from mxn.datasets.sample_faces import ASTRONAUT_FACE, astronaut, lfw_faces
+from mxn.facerec.detection import aligned_crops
+from mxn.facerec.oracle import (
     TOLERANCE,
     FaceEmbedder,
     Gallery,
@@ -25,7 +26,6 @@ from facerec.oracle import (
     face_distances,
     skipped_photos_message,
 )
-from facerec.sample_data import ASTRONAUT_FACE, astronaut, lfw_faces
 
 LFW_COUNT = 10
 #: Where each upscaled 25x25 LFW face sits on its canvas, and a shifted, larger box around it.
@@ -151,7 +151,7 @@ def test_missing_or_empty_galleries_are_errors(tmp_path, embedder, caplog):
     with caplog.at_level(logging.WARNING), pytest.raises(GalleryError, match="no usable photo"):
         Gallery.from_folder(tmp_path, embedder=embedder)  # no log given: the logging module's
     [record] = caplog.records
-    assert record.name == "facerec.oracle" and record.getMessage() == (
+    assert record.name == "mxn.facerec.oracle" and record.getMessage() == (
         f"gallery {tmp_path}: skipped 1 photo(s): 1 unreadable (Dave/broken.png); "
         "no usable photo left for Dave"
     )

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.outputs import (
+from mxn.facerec.outputs import (
     LabelledFace,
     annotate_video,
     draw_faces,
@@ -19,7 +19,7 @@ from facerec.outputs import (
     write_faces,
     write_srt,
 )
-from facerec.tuning import (
+from mxn.facerec.tuning import (
     FaceSample,
     FaceThresholds,
     ThresholdsError,
@@ -30,7 +30,7 @@ from facerec.tuning import (
     truth_accuracy,
     tune_thresholds,
 )
-from mxn.text import covered, draw_text, drawable, label_size, text_mask
+from mxn.media.text import covered, draw_text, drawable, label_size, text_mask
 
 
 def _face(frame, name, exit=0, video="a.mp4", fps=10.0):

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from facerec.model import FaceMXN
-from facerec.movies import write_gallery, write_movie
-from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
-from facerec.pipeline import FaceConfig, MovieLabeller, label_movie, stored_faces
-from ingest.decode import VideoError
 from mxn.cli import main
-from mxn.cli_faces import movie_line
-from storage.store import Store, StoreError
+from mxn.cli.faces import movie_line
+from mxn.datasets.movies import write_gallery, write_movie
+from mxn.facerec.model import FaceMXN
+from mxn.facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
+from mxn.facerec.pipeline import FaceConfig, MovieLabeller, label_movie, stored_faces
+from mxn.media.video import VideoError
+from mxn.storage.store import Store, StoreError
 
 #: A stranger: in every movie, never in the gallery.
 STRANGER = "lfw_6"
@@ -131,7 +131,7 @@ def test_reopened_movie_is_extended_with_its_databases_and_strangers(tmp_path, m
 
 
 def test_other_face_model_cannot_extend_a_movie(tmp_path, movies, face_model, gallery):
-    from facerec.model import face_spec
+    from mxn.facerec.model import face_spec
     from mxn.modelfile import MXNModel
     from mxn.network import build_network
 

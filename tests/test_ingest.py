@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ingest.config import IngestConfig
-from ingest.decode import VideoError
-from ingest.extraction import ExtractorConfig
-from ingest.run import VideoIngest, ingest_videos
 from mxn.cli import main
+from mxn.datasets.world.video import render_clip
 from mxn.defaults import load_default_model
-from mxn.world.video import render_clip
-from storage.crops import decode_crop
-from storage.store import Store
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.extraction import ExtractorConfig
+from mxn.ingest.pipeline import VideoIngest, ingest_videos
+from mxn.media.video import VideoError
+from mxn.storage.crop_codec import decode_crop
+from mxn.storage.store import Store
 
 #: Small, fast settings: 3 chunks over the 60-frame clip.
 SMALL = IngestConfig(chunk_frames=20, extractor=ExtractorConfig(warmup=10), cluster_threshold=0.3)
@@ -126,11 +126,11 @@ def test_sigkilled_process_resumes(tmp_path, clip):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from ingest.config import IngestConfig
-        from ingest.extraction import ExtractorConfig
-        from ingest.run import VideoIngest
+        from mxn.ingest.config import IngestConfig
+        from mxn.ingest.extraction import ExtractorConfig
+        from mxn.ingest.pipeline import VideoIngest
         from mxn.defaults import load_default_model
-        from storage.store import Store
+        from mxn.storage.store import Store
         config = IngestConfig(chunk_frames=20, extractor=ExtractorConfig(warmup=10))
         store = Store("sqlite:///{db}")
         kill = lambda frame: os.kill(os.getpid(), signal.SIGKILL)

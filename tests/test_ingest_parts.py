@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.aggregation import aggregate_topk, indexing_count, label_sets, topk_mask
-from ingest.clustering import IncrementalClusterer, normalise
-from ingest.config import ConfigError, IngestConfig
-from ingest.decode import VideoError, check_complete, iter_frames, probe
-from ingest.extraction import FrameChangeTest, ObjectExtractor, chi_square, mask_to_boxes
-from storage.crops import decode_crop
+from mxn.ingest.aggregation import aggregate_topk, indexing_count, label_sets, topk_mask
+from mxn.ingest.clustering import IncrementalClusterer, normalise
+from mxn.ingest.config import ConfigError, IngestConfig
+from mxn.ingest.extraction import FrameChangeTest, ObjectExtractor, chi_square, mask_to_boxes
+from mxn.media.video import VideoError, check_complete, iter_frames, probe
+from mxn.storage.crop_codec import decode_crop
 
 
 def write_video(path, frames: list[np.ndarray], fps: float = 10.0) -> None:
@@ -72,7 +72,7 @@ def test_truncation_is_detected():
 
 
 def probe_like(frame_count: int):
-    from storage.records import VideoInfo
+    from mxn.storage.records import VideoInfo
 
     return VideoInfo("v.mp4", "/v.mp4", "0" * 64, 10.0, 8, 8, frame_count, frame_count / 10)
 

@@ -23,7 +23,7 @@ def test_round_trip_gives_identical_outputs(saved, digit_data):
     assert loaded.training["config"]["epochs"] == 8
     images = digit_data.images[:20]
     for a, b in zip(
-        loaded.engine().all_exits(images).outputs, model.engine().all_exits(images).outputs, strict=True
+        loaded.runner().all_exits(images).outputs, model.runner().all_exits(images).outputs, strict=True
     ):
         np.testing.assert_array_equal(a, b)
 

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ingest.config import IngestConfig
-from ingest.extraction import ExtractorConfig
-from ingest.run import ingest_videos
 from mxn.cli import main
-from mxn.cli_query import parse_time
-from mxn.world.video import render_clip
-from query.accuracy import precision_recall
-from query.engine import QueryEngine, QueryError
-from query.result import merge_segments
-from query.thresholds import QueryThresholds, ThresholdsError, index_scorer_of, load_thresholds
-from query.tuning import (
+from mxn.cli.query import parse_time
+from mxn.datasets.world.video import render_clip
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.extraction import ExtractorConfig
+from mxn.ingest.pipeline import ingest_videos
+from mxn.query.accuracy import precision_recall
+from mxn.query.executor import QueryError, QueryExecutor
+from mxn.query.result import merge_segments
+from mxn.query.thresholds import QueryThresholds, ThresholdsError, index_scorer_of, load_thresholds
+from mxn.query.tuning import (
     TuningError,
     TuningSamples,
     collect_samples,
@@ -33,7 +33,7 @@ from query.tuning import (
     index_ceiling,
     tune,
 )
-from storage.store import Store
+from mxn.storage.store import Store
 
 SMALL = IngestConfig(chunk_frames=30, extractor=ExtractorConfig(warmup=10))
 
@@ -72,8 +72,8 @@ def db(indexed, tmp_path) -> str:
     return f"sqlite:///{copy}"
 
 
-def engine(store: Store, models, **kwargs) -> QueryEngine:
-    return QueryEngine(store, models["gt"], models["query"], **kwargs)
+def engine(store: Store, models, **kwargs) -> QueryExecutor:
+    return QueryExecutor(store, models["gt"], models["query"], **kwargs)
 
 
 def test_answers_are_judged_against_the_gt_all_index(db, models):
@@ -178,16 +178,16 @@ def test_the_index_stage_rejects_by_the_stored_score_with_no_model_run(db, model
 
 
 def test_a_query_reads_and_decodes_each_candidates_crop_once(db, models, monkeypatch):
-    import query.engine
+    import mxn.query.executor
 
     decoded: list[int] = []
-    decode = query.engine.decode_crop
+    decode = mxn.query.executor.decode_crop
 
     def counting(data: bytes) -> np.ndarray:
         decoded.append(len(data))
         return decode(data)
 
-    monkeypatch.setattr(query.engine, "decode_crop", counting)
+    monkeypatch.setattr(mxn.query.executor, "decode_crop", counting)
     with Store(db) as store:
         asked: list[int] = []
         read = store.cluster_crops
@@ -235,7 +235,7 @@ def _rewrite_crops(url: str, change) -> int:
 
 
 def test_an_index_with_png_crops_answers_as_before_and_a_damaged_crop_is_named(db, models, tmp_path):
-    from storage.crops import MAGIC, crop_png
+    from mxn.storage.crop_codec import MAGIC, crop_png
 
     def hits(url: str) -> list[tuple[int, str]]:
         with Store(url) as store:
@@ -587,8 +587,8 @@ def test_cli_query_writes_an_html_report(db, tmp_path):
 
 
 def test_cli_crops_cuts_a_training_set_labelled_by_the_gt_cnn(indexed, models, tmp_path):
-    from ingest.training_set import index_crops, split_by_time
     from mxn.images import SPLITS, load_dataset, resize_batch
+    from mxn.ingest.training_set import index_crops, split_by_time
 
     out = tmp_path / "crops"
     result = CliRunner().invoke(
@@ -611,7 +611,7 @@ def test_cli_crops_cuts_a_training_set_labelled_by_the_gt_cnn(indexed, models, t
     sample = crops[:: max(1, len(crops) // 40)]
     files = [written[f"{c.video_id}_{c.object_id}"] for c in sample]
     images = resize_batch([cv2.imread(str(f))[:, :, ::-1] for f in files], gt.spec.input_size)
-    top = gt.engine(64).all_exits(images, exits=[0]).output(0).argmax(axis=1)
+    top = gt.runner(64).all_exits(images, exits=[0]).output(0).argmax(axis=1)
     assert [f.parent.name for f in files] == [gt.classes[t] for t in top]
     # whole seconds of video go to one split, and mxn train reads the folder
     splits = split_by_time(crops, 1.0, (0.8, 0.1, 0.05, 0.05), 0)
@@ -640,8 +640,8 @@ def test_cli_crops_cuts_a_training_set_labelled_by_the_gt_cnn(indexed, models, t
 
 def _sheet(label: str, video_name: str | None = None, path: Path | None = None) -> np.ndarray:
     """The contact sheet of one answer frame of ``path`` shown as ``video_name`` (none: an empty answer)."""
-    from query.result import Hit, QueryResult, QueryStats, VideoAnswer
-    from query.sheet import sheet_image
+    from mxn.query.result import Hit, QueryResult, QueryStats, VideoAnswer
+    from mxn.query.sheet import sheet_image
 
     hits = [Hit(2, 0.2, (10, 10, 40, 40), 1, 1, "exit 0")]
     videos = [] if path is None else [VideoAnswer(1, str(video_name), str(path), 10.0, hits)]

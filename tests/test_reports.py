@@ -14,18 +14,18 @@ import pytest
 from test_facerec_pipeline import STRANGER, _config, cast, face_model, gallery  # noqa: F401
 from test_query import SMALL, clip  # noqa: F401
 
-from facerec.movies import write_movie
-from facerec.oracle import GalleryOracle
-from facerec.outputs import person_timeline, screen_time
-from facerec.pipeline import label_movie
-from ingest.config import IngestConfig
-from ingest.run import IngestResult, ingest_videos
-from query.engine import QueryEngine
-from query.result import QueryResult, QueryStats
-from query.sheet import contact_sheet
-from reports import write_faces_report, write_ingest_report, write_query_report
-from reports.page import Markup, escape, tag
-from storage.store import Store
+from mxn.datasets.movies import write_movie
+from mxn.facerec.oracle import GalleryOracle
+from mxn.facerec.outputs import person_timeline, screen_time
+from mxn.facerec.pipeline import label_movie
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.pipeline import IngestResult, ingest_videos
+from mxn.query.executor import QueryExecutor
+from mxn.query.result import QueryResult, QueryStats
+from mxn.query.sheet import contact_sheet
+from mxn.reports import write_faces_report, write_ingest_report, write_query_report
+from mxn.reports.page import Markup, escape, tag
+from mxn.storage.store import Store
 
 
 class Report(HTMLParser):
@@ -161,7 +161,7 @@ def test_ingest_report_shows_each_run_its_labels_and_capped_clusters(indexed, tm
 def car(indexed, models):
     url, _ = indexed
     with Store(url) as store:
-        return QueryEngine(store, models["gt"], models["query"], use_cache=False).run("car")
+        return QueryExecutor(store, models["gt"], models["query"], use_cache=False).run("car")
 
 
 def test_query_report_shows_timeline_sheet_cost_and_accuracy(indexed, car, tmp_path):

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec import sample_data
+from mxn.datasets import sample_faces as sample_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "system_packages.sh"
@@ -236,7 +236,7 @@ def test_ci_uses_the_script() -> None:
     assert not [line for line in code if "apt-get" in line]  # the list of packages lives in one place
 
 
-# -- facerec.sample_data reads the same place ------------------------------------------------------------
+# -- mxn.datasets.sample_faces reads the same place ---------------------------------------------------------
 
 
 def test_sample_data_honours_mxn_opencv_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

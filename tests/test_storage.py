@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from storage import vectors
-from storage.records import (
+from mxn.storage import vectors
+from mxn.storage.records import (
     ClusterMerge,
     ClusterState,
     ObjectRecord,
@@ -22,8 +22,8 @@ from storage.records import (
     VideoInfo,
     range_seq_base,
 )
-from storage.schema import SCHEMA_VERSION
-from storage.store import DEFAULT_URL, RangeTakenError, Store, StoreError, default_url
+from mxn.storage.schema import SCHEMA_VERSION
+from mxn.storage.store import DEFAULT_URL, RangeTakenError, Store, StoreError, default_url
 
 DIM = 8
 LABELS = ("bus", "car", "truck")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from storage.records import ORACLE_EXIT, FaceFeatures, FaceRow, VideoInfo
-from storage.schema import SCHEMA_VERSION
-from storage.store import Store, StoreError
+from mxn.storage.records import ORACLE_EXIT, FaceFeatures, FaceRow, VideoInfo
+from mxn.storage.schema import SCHEMA_VERSION
+from mxn.storage.store import Store, StoreError
 
 DIMS = {0: 16, 1: 32, 2: 64, ORACLE_EXIT: 128}  # exit -> feature size (-1: the oracle's unknowns)
 SHA = "a" * 64

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from mxn.engine import StagedEngine
-from mxn.fit import agreement, start_from, teacher_labels
+from mxn.evaluation import agreement
 from mxn.images import DatasetError, ImageSet, merge_datasets
 from mxn.network import build_network
+from mxn.runner import ExitRunner
 from mxn.spec import NetworkSpec
-from mxn.training import TrainConfig, train_network
+from mxn.training import TrainConfig, start_from, teacher_labels, train_network
 
 
 def test_tiny_mxn_beats_chance_on_every_deep_exit(trained):
@@ -86,7 +86,7 @@ def test_start_from_copies_weights_at_any_input_size(trained, digit_data):
     start_from(same, model, model.classes)
     x = digit_data.images[:16]
     np.testing.assert_allclose(
-        StagedEngine(same).all_exits(x).outputs[-1], model.engine().all_exits(x).outputs[-1], atol=1e-5
+        ExitRunner(same).all_exits(x).outputs[-1], model.runner().all_exits(x).outputs[-1], atol=1e-5
     )
     larger = build_network(model.spec.replace(input_size=48), seed=99)
     start_from(larger, model, model.classes)
@@ -103,7 +103,7 @@ def test_teacher_labels_are_the_teachers_top1(trained, digit_data):
     splits = {"train": digit_data.subset(np.arange(40)), "test": digit_data.subset(np.arange(40, 60))}
     labelled = teacher_labels(splits, model)
     for name, split in labelled.items():
-        top = model.engine().all_exits(splits[name].images).outputs[-1].argmax(axis=1)
+        top = model.runner().all_exits(splits[name].images).outputs[-1].argmax(axis=1)
         np.testing.assert_array_equal(split.labels, top)
         assert split.classes == model.classes and split.images is splits[name].images
         share = agreement(splits[name], split)
@@ -118,7 +118,7 @@ def test_soft_teacher_targets_are_its_probabilities_and_a_student_learns_them(tr
     model, _ = trained
     splits = {"train": digit_data.subset(np.arange(256)), "val": digit_data.subset(np.arange(256, 320))}
     soft = teacher_labels(splits, model, soft=True)
-    probabilities = model.engine().all_exits(splits["train"].images).outputs[-1]
+    probabilities = model.runner().all_exits(splits["train"].images).outputs[-1]
     np.testing.assert_allclose(soft["train"].targets, probabilities, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(soft["train"].labels, probabilities.argmax(axis=1))
     part = soft["train"].subset(np.arange(10, 20))  # carving splits keeps each image's targets

@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from mxn.cli import main
+from mxn.datasets.world.crop_set import SPLITS, CropConfig, build_crops
+from mxn.datasets.world.presets import PRESETS, get_preset
+from mxn.datasets.world.render import TrafficWorld
+from mxn.datasets.world.sprites import CLASSES
+from mxn.datasets.world.video import read_truth, render_clip
 from mxn.images import box_iou
-from mxn.world.crops import SPLITS, CropConfig, build_crops
-from mxn.world.presets import PRESETS, get_preset
-from mxn.world.render import TrafficWorld
-from mxn.world.sprites import CLASSES
-from mxn.world.video import read_truth, render_clip
 
 
 def _clean(name: str):
@@ -141,10 +141,9 @@ def test_box_iou():
 
 
 def test_a_tiny_model_learns_the_tiny_world(tmp_path):
-    from mxn.fit import fit_model
     from mxn.images import load_dataset
     from mxn.spec import NetworkSpec
-    from mxn.training import TrainConfig
+    from mxn.training import TrainConfig, fit_model
 
     seconds = {"train": 60.0, "val": 10.0, "calibration": 10.0, "test": 20.0}
     build_crops(tmp_path, CropConfig(size=32, seconds=seconds, presets=("downtown",)), seed=1, progress=False)

@@ -15,8 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from storage.records import VideoInfo
-
 # FFmpeg's own log lines ("moov atom not found", "overread 8") say on stderr, in its words, what
 # VideoError then says in ours; one clear line is enough. Read when the first capture opens; a user
 # who wants them sets OPENCV_FFMPEG_LOGLEVEL (e.g. 24) in the environment.
@@ -26,6 +24,20 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 #: No container stores a frame in fewer bytes (an MP4 sample-size entry alone is 4): a header that
 #: announces more frames than its file can hold is damaged, and planning work by it would run away.
 MIN_FRAME_BYTES = 4
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video file as probed before ingest."""
+
+    name: str  # the file name, shown to users ("downtown.mp4")
+    path: str  # absolute path at ingest time (informative: videos move)
+    content_hash: str  # sha256 hex of the file's bytes: the video's identity
+    fps: float
+    width: int
+    height: int
+    frame_count: int  # as the container says; decoding may find fewer
+    duration_s: float
 
 
 class VideoError(Exception):

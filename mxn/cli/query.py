@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from mxn.api import parse_time as parse_time  # the one parser of --from / --to (also mxn.api's start / end)
-from mxn.cli import _write_json, friendly_errors, main, print_table, warn
+
+from .common import friendly_errors, print_table, warn, write_json_file
 
 EXAMPLES_QUERY = """
 Examples:
@@ -64,7 +65,7 @@ _index = click.option(
 )
 
 
-@main.command(epilog=EXAMPLES_QUERY)
+@click.command(epilog=EXAMPLES_QUERY)
 @click.argument("label")
 @click.option("--video", default="all", show_default=True, help="Video name (or id, or hash prefix), or all.")
 @click.option("--from", "start", default=None, help="Start of the time range (seconds or [h:]mm:ss).")
@@ -135,7 +136,7 @@ def query(
     for path in (out, sheet, html):
         if path:
             click.echo(f"wrote {Path(path)}")
-    _write_json(json_out, result.to_dict())
+    write_json_file(json_out, result.to_dict())
 
 
 def _span(seconds: float | None) -> str:
@@ -181,21 +182,7 @@ def print_summary(result) -> None:
     print_table(["video", "frames", "segments", "seconds"], rows)
 
 
-EXAMPLES_TUNE_GROUP = """
-Examples:
-
-  mxn tune query --out query-thresholds.json --plot query-tradeoff.png
-
-  mxn tune faces calib/calib.mp4 --gallery calib/cast --plot alpha.png
-"""
-
-
-@main.group(epilog=EXAMPLES_TUNE_GROUP)
-def tune() -> None:
-    """Tune thresholds and show what precision and recall each setting reaches."""
-
-
-@tune.command("query", epilog=EXAMPLES_TUNE)
+@click.command("query", epilog=EXAMPLES_TUNE)
 @_db
 @click.option(
     "--also-db",
@@ -301,7 +288,7 @@ def tune_query(
     for path in (out, plot):
         if path:
             click.echo(f"wrote {Path(path)}")
-    _write_json(json_out, result.to_dict())
+    write_json_file(json_out, result.to_dict())
 
 
 def print_ceiling(result) -> None:

@@ -5,7 +5,7 @@ asks of each cluster's representative crop "is it the label?":
 
 * ``mxn``: the index's stored score may reject a candidate first, for free;
   the query MXN answers the rest in early-exit mode with per-exit accept /
-  reject thresholds (:mod:`query.thresholds`); only the candidates no exit
+  reject thresholds (:mod:`mxn.query.thresholds`); only the candidates no exit
   decided go to the ground-truth CNN, in batches.
 * ``focus``: the ground-truth CNN answers for every candidate (Focus).
 * ``all``: no index at all: the ground-truth CNN runs on every stored
@@ -30,15 +30,16 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from ingest.decode import VideoError, read_frames
 from mxn.images import resize_batch, square_crop
+from mxn.media.video import VideoError, read_frames
 from mxn.modelfile import MXNModel, model_sha
-from query.accuracy import judge
-from query.result import DEFAULT_MAX_GAP, Hit, QueryResult, QueryStats, VideoAnswer
-from query.thresholds import QueryThresholds, check_for_model, index_scorer_of
-from storage.crops import CropFormatError, decode_crop
-from storage.records import INDEX_STAGE, ClusterRecord, StoredObject, Verdict, VideoRecord
-from storage.store import Store
+from mxn.storage.crop_codec import CropFormatError, decode_crop
+from mxn.storage.records import INDEX_STAGE, ClusterRecord, StoredObject, Verdict, VideoRecord
+from mxn.storage.store import Store
+
+from .accuracy import judge
+from .result import DEFAULT_MAX_GAP, Hit, QueryResult, QueryStats, VideoAnswer
+from .thresholds import QueryThresholds, check_for_model, index_scorer_of
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class _Decisions:
     stats: QueryStats
 
 
-class QueryEngine:
+class QueryExecutor:
     """Answers label queries over one store.
 
     Args:
@@ -177,8 +178,8 @@ class QueryEngine:
             check_for_model(self.thresholds, query_model, sha, "thresholds")
             self.mxn_key = f"mxn:{sha[:16]}:{self.thresholds.key()}"
         self._scorers: dict[int, str] = {}  # run id -> index_scorer_of(run)
-        self._gt_engine = gt_model.engine(batch_size)
-        self._mxn_engine = query_model.engine(cascade_batch_size) if query_model is not None else None
+        self._gt_runner = gt_model.runner(batch_size)
+        self._mxn_runner = query_model.runner(cascade_batch_size) if query_model is not None else None
 
     # -- the query ----------------------------------------------------------
 
@@ -349,8 +350,8 @@ class QueryEngine:
             index = self.query_model.classes.index(label)
             began = time.perf_counter()
             images = crops.at(todo, self.query_model.spec.input_size)
-            assert self._mxn_engine is not None
-            cascade = self._mxn_engine.cascade(images, thresholds.rule(index), last_exit=last)
+            assert self._mxn_runner is not None
+            cascade = self._mxn_runner.cascade(images, thresholds.rule(index), last_exit=last)
             stats.model_seconds += time.perf_counter() - began
             stats.mxn_calls += len(todo)
             for c, exit_taken, outputs in zip(todo, cascade.exit_taken, cascade.outputs, strict=True):
@@ -387,7 +388,7 @@ class QueryEngine:
         ]
 
     def _scorer(self, run_id: int) -> str | None:
-        """Who wrote the index scores of run ``run_id`` (:func:`query.thresholds.index_scorer_of`)."""
+        """Who wrote the index scores of run ``run_id`` (:func:`mxn.query.thresholds.index_scorer_of`)."""
         if run_id not in self._scorers:
             self._scorers.update({r.id: index_scorer_of(r) for r in self.store.runs()})
         return self._scorers.get(run_id)
@@ -415,7 +416,7 @@ class QueryEngine:
 
     def _gt_probabilities(self, crops: np.ndarray) -> np.ndarray:
         last = self.gt_model.spec.num_exits - 1
-        return self._gt_engine.all_exits(crops, exits=[last]).output(last)
+        return self._gt_runner.all_exits(crops, exits=[last]).output(last)
 
     # -- the answer ---------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Time segments: frames close in time merged into ``(start, end)`` spans.
 
 One rule serves every answer that says *when*: a label query's hits
-(:mod:`query.result`) and a person's appearances in a movie
-(:mod:`facerec.outputs`).
+(:mod:`mxn.query.result`) and a person's appearances in a movie
+(:mod:`mxn.facerec.outputs`).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 from tqdm.auto import tqdm
 
-from mxn.world.presets import get_preset
-from mxn.world.render import TrafficWorld
+from .presets import get_preset
+from .render import TrafficWorld
 
 TRUTH_SUFFIX = ".truth.jsonl"
 

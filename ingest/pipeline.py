@@ -2,13 +2,13 @@
 
 The journey of a frame: decode (streaming) -> optional static-frame skip ->
 background subtraction -> boxes -> square crops -> one batched pass of the
-staged engine over the chosen exits -> top-k aggregation -> per-label
+exit runner over the chosen exits -> top-k aggregation -> per-label
 clustering -> one SQL transaction per chunk.
 
-A run is split into ranges of frames (:mod:`ingest.ranges`), each ingested on
+A run is split into ranges of frames (:mod:`mxn.ingest.ranges`), each ingested on
 its own and clustered on its own; when all are done their clusters are
-merged (:mod:`ingest.merging`) as the run is marked done. One process runs
-the ranges one after another; :mod:`ingest.distributed` hands them to Dask
+merged (:mod:`mxn.ingest.merging`) as the run is marked done. One process runs
+the ranges one after another; :mod:`mxn.ingest.distributed` hands them to Dask
 workers. Both build the same index.
 
 Nothing lost, nothing doubled:
@@ -49,19 +49,20 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ingest.aggregation import aggregate_topk, indexing_count, label_sets
-from ingest.clustering import IncrementalClusterer, normalise
-from ingest.confidence import confident_mask, expected_share, unfamiliar_warning
-from ingest.config import IngestConfig, describe_diff, settings_diff
-from ingest.decode import DecodedFrame, VideoError, check_complete, iter_frames, probe
-from ingest.extraction import FrameChangeTest, ObjectExtractor
-from ingest.merging import plan_merges
-from ingest.ranges import COUNTERS, TIMERS, plan_ranges, run_stats
 from mxn.images import resize_batch, square_crop
+from mxn.media.video import DecodedFrame, VideoError, check_complete, iter_frames, probe
 from mxn.modelfile import MXNModel, model_sha
-from storage.records import ObjectRecord, RangeRecord, RunRecord, VideoInfo, range_seq_base
-from storage.store import RangeTakenError, Store
-from storage.vectors import single_thread_faiss
+from mxn.storage.records import ObjectRecord, RangeRecord, RunRecord, VideoInfo, range_seq_base
+from mxn.storage.store import RangeTakenError, Store
+from mxn.storage.vectors import single_thread_faiss
+
+from .aggregation import aggregate_topk, indexing_count, label_sets
+from .clustering import IncrementalClusterer, normalise
+from .confidence import confident_mask, expected_share, unfamiliar_warning
+from .config import IngestConfig, describe_diff, settings_diff
+from .extraction import FrameChangeTest, ObjectExtractor
+from .merging import plan_merges
+from .ranges import COUNTERS, TIMERS, plan_ranges, run_stats
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class VideoIngest:
     """Ingest of videos into one store with one model (see the module docstring).
 
     :meth:`ingest` does a whole video in this process. The distributed ingest
-    (:mod:`ingest.distributed`) calls the same three steps itself:
+    (:mod:`mxn.ingest.distributed`) calls the same three steps itself:
     :meth:`prepare` (here), :meth:`ingest_range` (on the workers, one range
     each) and :meth:`finish` (here), so both build the same index.
     """
@@ -267,7 +268,7 @@ class VideoIngest:
             raise ValueError("ingest needs a classification model (its exits give the labels)")
         self.store, self.model, self.progress = store, model, progress
         self.config = config.resolve(model.spec.num_exits)
-        self.engine = model.engine(batch_size=self.config.batch_size)
+        self.runner = model.runner(batch_size=self.config.batch_size)
         thresholds = model.thresholds or [None] * model.spec.num_exits
         self._thresholds = [thresholds[e] for e in self.config.exits or ()]  # of the exits run, in order
         self.sha = model_sha(model)
@@ -445,7 +446,7 @@ class VideoIngest:
         return stats
 
     def _classify(self, chunk: _Chunk, stats: dict[str, Any]) -> None:
-        """Label, index and cluster the crops waiting in ``chunk``: one batch through the engine.
+        """Label, index and cluster the crops waiting in ``chunk``: one batch through the exit runner.
 
         Crops go through the model as soon as a batch is full, so memory
         holds a batch of crops and the chunk's object records, never
@@ -456,7 +457,7 @@ class VideoIngest:
         c = self.config
         with _Timer(stats, "model_s"):
             crops = resize_batch([crop for *_, crop in chunk.waiting], self.model.spec.input_size)
-            result = self.engine.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
+            result = self.runner.all_exits(crops, exits=c.exits, features_exit=c.cluster_exit)
             mask, scores = aggregate_topk(result.outputs, c.topk)
             sure = confident_mask(result.outputs, self._thresholds)
             labels = label_sets(mask, scores, self.model.classes)

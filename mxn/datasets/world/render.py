@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from skimage import data as skdata
 
-from mxn.world.presets import Lane, Preset
-from mxn.world.sprites import VEHICLES, Look, object_size, random_look, render_sprite
+from .presets import Lane, Preset
+from .sprites import VEHICLES, Look, object_size, random_look, render_sprite
 
 WALK_PHASES = 6
 
@@ -113,7 +113,7 @@ class TrafficWorld:
     """A seeded traffic camera.
 
     Args:
-        preset: the camera (see :mod:`mxn.world.presets`).
+        preset: the camera (see :mod:`mxn.datasets.world.presets`).
         seed: everything random derives from it.
         size: frame ``(width, height)`` in pixels.
         fps: frames per second.

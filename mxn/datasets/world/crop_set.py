@@ -18,7 +18,7 @@ Where the boxes come from (``source``):
 * ``"truth"``: the world's own boxes of well-visible objects, jittered the
   way a detector's box would be. Clean crops, one object each.
 * ``"blobs"``: the boxes ingest itself finds, by background subtraction
-  (:class:`ingest.extraction.ObjectExtractor` with its defaults, run on every
+  (:class:`mxn.ingest.extraction.ObjectExtractor` with its defaults, run on every
   frame), each labelled with the truth object it overlaps most (IoU >=
   ``min_iou``; blobs that overlap nothing are dropped). These are what the
   models meet at run time: fragments, merged vehicles, shadows, occlusion.
@@ -41,9 +41,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mxn.images import box_iou, square_crop
-from mxn.world.presets import PRESETS, get_preset
-from mxn.world.render import Frame, TrafficWorld
-from mxn.world.sprites import CLASSES
+
+from .presets import PRESETS, get_preset
+from .render import Frame, TrafficWorld
+from .sprites import CLASSES
 
 SPLITS: tuple[str, ...] = ("train", "val", "calibration", "test")
 SOURCES: tuple[str, ...] = ("truth", "blobs")
@@ -139,7 +140,7 @@ def build_crops(out: str | os.PathLike, config: CropConfig | None = None, seed: 
         "counts": {s: dict(sorted(counts[s].items())) for s in SPLITS if s in counts},
         "config": asdict(config),
         "seeds": {f"{s}/{p}": split_seed(seed, s, p) for s, p in jobs},
-        "source": "mxn.world: procedural sprites over scikit-image's bundled photo textures",
+        "source": "mxn.datasets.world: procedural sprites over scikit-image's bundled photo textures",
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -181,7 +182,7 @@ def _cut_blobs(
     world: TrafficWorld, config: CropConfig, frames: int, bar: tqdm
 ) -> Iterator[tuple[Frame, tuple, object]]:
     """(frame, blob box, best-overlapping truth object) of what background subtraction finds."""
-    from ingest.extraction import ObjectExtractor  # the same extractor ingest runs
+    from mxn.ingest.extraction import ObjectExtractor  # the same extractor ingest runs
 
     extractor = ObjectExtractor()
     warm = int(config.warmup * world.fps)

@@ -10,15 +10,15 @@ function               command                      returns
 =====================  ===========================  ==========================================
 :func:`train`          ``mxn train DATA``           :class:`TrainedModel`
 :func:`calibrate`      ``mxn calibrate``            :class:`mxn.calibration.Calibration`
-:func:`evaluate`       ``mxn evaluate``             :class:`mxn.fit.Evaluation`
-:func:`render_traffic_video`  ``mxn world video``   :class:`mxn.world.video.RenderedClip`
+:func:`evaluate`       ``mxn evaluate``             :class:`mxn.evaluation.Evaluation`
+:func:`render_traffic_video`  ``mxn world video``   :class:`mxn.datasets.world.video.RenderedClip`
 :func:`render_crops`   ``mxn world crops``          the data set's manifest (a dict)
 :func:`ingest`         ``mxn ingest``               :class:`IngestResults` (a list of ``IngestResult``)
 :func:`index_crops`    ``mxn crops``                the training set's manifest (a dict)
-:func:`query`          ``mxn query``                :class:`query.result.QueryResult`
-:func:`tune_query`     ``mxn tune query``           :class:`query.tuning.TuningResult`
+:func:`query`          ``mxn query``                :class:`mxn.query.result.QueryResult`
+:func:`tune_query`     ``mxn tune query``           :class:`mxn.query.tuning.TuningResult`
 :func:`make_movie`     ``mxn movie``                :class:`MovieFiles`
-:func:`label_faces`    ``mxn faces``                :class:`facerec.pipeline.MovieResult`
+:func:`label_faces`    ``mxn faces``                :class:`mxn.facerec.pipeline.MovieResult`
 :func:`tune_faces`     ``mxn tune faces``           :class:`FaceTuning`
 :func:`train_faces`    ``mxn train faces``          :class:`TrainedFaceModel`
 =====================  ===========================  ==========================================
@@ -31,12 +31,12 @@ Conventions, the same in every function:
   (``--no-cache`` is ``cache=False``, ``--quiet`` is ``progress=False``);
 * paths are ``str`` or :class:`~pathlib.Path`; ``db`` is a database URL
   (``None``: ``$MXN_DB``, else ``sqlite:///mxn.db``; a ``Path`` is an SQLite
-  file) or an open :class:`storage.store.Store`, used as it is and left open;
+  file) or an open :class:`mxn.storage.store.Store`, used as it is and left open;
   ``model``, ``gt``, ``qmodel`` are model files (``None``: the bundled
   default) or, for :func:`ingest`, :func:`query`, :func:`tune_query`,
   :func:`label_faces` and :func:`tune_faces`, a model already loaded (an
   :class:`~mxn.modelfile.MXNModel`; for the face jobs also a
-  :class:`facerec.model.FaceMXN`), used as it is, so a script that runs
+  :class:`mxn.facerec.model.FaceMXN`), used as it is, so a script that runs
   several jobs loads each model once;
 * lists are sequences or the command line's comma-separated text (``"0,1,2"``);
 * each result object has ``to_dict()``: what ``--json`` writes;
@@ -63,18 +63,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from facerec.model import FaceMXN
-    from facerec.pipeline import MovieResult
-    from facerec.tuning import FaceThresholds, Replay
-    from ingest.config import IngestConfig
-    from ingest.run import IngestResult
     from mxn.calibration import Calibration
-    from mxn.fit import Evaluation, FitReport
+    from mxn.datasets.world.video import RenderedClip
+    from mxn.evaluation import Evaluation
+    from mxn.facerec.model import FaceMXN
+    from mxn.facerec.pipeline import MovieResult
+    from mxn.facerec.tuning import FaceThresholds, Replay
+    from mxn.ingest.config import IngestConfig
+    from mxn.ingest.pipeline import IngestResult
     from mxn.modelfile import MXNModel
-    from mxn.world.video import RenderedClip
-    from query.result import QueryResult
-    from query.tuning import TuningResult
-    from storage.store import Store
+    from mxn.query.result import QueryResult
+    from mxn.query.tuning import TuningResult
+    from mxn.storage.store import Store
+    from mxn.training import FitReport
 
 PathLike = str | os.PathLike
 #: A callable that shows one line of news (the command line passes ``click.echo``).
@@ -235,11 +236,11 @@ def database_url(db: str | os.PathLike | Store | None = None) -> str:
     """The database every job uses: ``db``, else ``$MXN_DB``, else ``sqlite:///mxn.db``.
 
     A URL is used as it is; anything else (``"cams.db"``, ``Path("out/x.db")``)
-    is an SQLite file (:func:`storage.store.database_url`); an open
-    :class:`~storage.store.Store` gives its URL (password masked).
+    is an SQLite file (:func:`mxn.storage.store.database_url`); an open
+    :class:`~mxn.storage.store.Store` gives its URL (password masked).
     """
-    from storage.store import Store
-    from storage.store import database_url as resolve
+    from mxn.storage.store import Store
+    from mxn.storage.store import database_url as resolve
 
     if isinstance(db, Store):
         return db.url
@@ -255,7 +256,7 @@ def _open_store(db: str | os.PathLike | Store | None, create: bool = False) -> I
     made for a job that stored nothing (every video failed) is removed again:
     a failed job leaves nothing behind.
     """
-    from storage.store import Store, sqlite_path
+    from mxn.storage.store import Store, sqlite_path
 
     if isinstance(db, Store):
         yield db
@@ -368,18 +369,18 @@ def train(
     ``init`` (a model file or loaded model of the same architecture and
     classes, any input size) starts from its weights instead of random ones.
     ``teacher`` labels every image with its top-1 answer instead of the
-    folder's name (:func:`mxn.fit.teacher_labels`): how the default ingest and
+    folder's name (:func:`mxn.training.teacher_labels`): how the default ingest and
     query MXNs learn to agree with the ground-truth CNN. ``soft_teacher``
     trains on the teacher's probabilities instead of its top-1 (distillation).
     """
     if soft_teacher and teacher is None:
         raise ValueError("soft_teacher needs a teacher model")
     _tensorflow()
-    from mxn.fit import agreement, fit_model, teacher_labels
+    from mxn.evaluation import agreement
     from mxn.images import load_dataset, merge_datasets, resize_batch
     from mxn.modelfile import model_sha, save_model
     from mxn.spec import NetworkSpec
-    from mxn.training import TrainConfig
+    from mxn.training import TrainConfig, fit_model, teacher_labels
 
     # the settings are checked before the images load, so a typo costs nothing
     spec = NetworkSpec(
@@ -457,7 +458,7 @@ def calibrate(
 
     loaded = load_model(model)
     images = _labelled_images(data, loaded, prefer="calibration")
-    outputs = loaded.engine().all_exits(images.images).outputs
+    outputs = loaded.runner().all_exits(images.images).outputs
     cal = calibrate_thresholds(outputs, images.labels, target_precision, confidence)
     loaded.thresholds, loaded.calibration = cal.thresholds, cal.to_dict()
     save_model(loaded, out or model)
@@ -470,7 +471,7 @@ def evaluate(model: PathLike, data: PathLike) -> Evaluation:
     ``data`` is a class-per-folder directory (its ``test/`` sub-folder when it has one).
     """
     _tensorflow()
-    from mxn.fit import evaluate as evaluate_model
+    from mxn.evaluation import evaluate as evaluate_model
     from mxn.modelfile import load_model
 
     loaded = load_model(model)
@@ -494,7 +495,7 @@ def render_traffic_video(
     Writes ``out`` (``.mp4``) and ``NAME.truth.jsonl`` beside it; the same
     seed always gives the same clip. ``size`` is ``"WIDTHxHEIGHT"`` or a pair.
     """
-    from mxn.world.video import render_clip
+    from mxn.datasets.world.video import render_clip
 
     width, height = _size(size, "size")
     return render_clip(out, preset, seconds, seed=seed, size=(width, height), fps=fps, progress=progress)
@@ -519,7 +520,7 @@ def render_crops(
     the manifest written beside the crops (counts per split and class, seeds,
     settings).
     """
-    from mxn.world.crops import CropConfig, build_crops
+    from mxn.datasets.world.crop_set import CropConfig, build_crops
 
     options: dict[str, Any] = {"size": size, "source": source, "every": every, "max_per_track": max_per_track}
     if seconds is not None:
@@ -608,11 +609,11 @@ def ingest(
         )
     _tensorflow()
     if html:
-        from reports import write_ingest_report  # before the work: a missing package fails now
-    from ingest.config import IngestConfig
-    from ingest.extraction import ExtractorConfig
-    from ingest.run import ingest_videos
+        from mxn.reports import write_ingest_report  # before the work: a missing package fails now
     from mxn.defaults import default_model_path
+    from mxn.ingest.config import IngestConfig
+    from mxn.ingest.extraction import ExtractorConfig
+    from mxn.ingest.pipeline import ingest_videos
 
     config = IngestConfig(
         mode=mode,
@@ -636,7 +637,7 @@ def ingest(
         with _open_store(db, create=True) as store:
             results = ingest_videos(paths, store, loaded, config, force=force, progress=progress)
     else:
-        from ingest.distributed import ingest_videos_distributed
+        from mxn.ingest.distributed import ingest_videos_distributed
 
         model_file = Path(model) if model else default_model_path(default)
         results = ingest_videos_distributed(
@@ -678,8 +679,8 @@ def index_crops(
         raise OptionError(f"index must be mxn or focus, got {index!r}")
     with _open_store(db) as store:  # an existing mxn database, or an error before the model loads
         _tensorflow()
-        from ingest.training_set import export_training_set
-        from query.engine import find_videos
+        from mxn.ingest.training_set import export_training_set
+        from mxn.query.executor import find_videos
 
         gt_model = _model(gt, "gt")
         video_id = find_videos(store, video)[0].id if video not in (None, "all") else None
@@ -728,7 +729,7 @@ def query(
     it. ``gt`` and ``qmodel`` may be models already loaded. Verdicts
     are cached, so asking again runs no CNN (``cache=False`` pays again);
     on a read-only database the query answers without caching. An unknown
-    label raises :class:`query.engine.QueryError` listing the labels the
+    label raises :class:`mxn.query.executor.QueryError` listing the labels the
     index knows. ``db`` must be an existing mxn database: a query never
     creates one. Warnings (a read-only database, a query MXN that does not
     know the label) go to ``log`` as they arise and into the result's
@@ -740,19 +741,19 @@ def query(
     with _open_store(db) as store:  # an existing mxn database, or an error before any model loads
         _tensorflow()
         if html:
-            from reports import write_query_report
-        from query.engine import MODES, QueryEngine
-        from query.sheet import contact_sheet
-        from query.thresholds import load_thresholds
+            from mxn.reports import write_query_report
+        from mxn.query.executor import MODES, QueryExecutor
+        from mxn.query.sheet import contact_sheet
+        from mxn.query.thresholds import load_thresholds
 
-        if mode not in MODES:  # the engine says the same, but only after both models have loaded
+        if mode not in MODES:  # the executor says the same, but only after both models have loaded
             raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", "mode")
         limits = load_thresholds(thresholds) if thresholds else None
         gt_model, query_model = _query_models(gt, qmodel, need_query=mode == "mxn")
-        engine = QueryEngine(
+        executor = QueryExecutor(
             store, gt_model, query_model, limits, use_cache=cache, progress=progress, warn=log
         )
-        result = engine.run(label, video, begin, finish, mode=mode, index_mode=index)
+        result = executor.run(label, video, begin, finish, mode=mode, index_mode=index)
         if out:
             result.write(out)
         if sheet:
@@ -792,7 +793,7 @@ def tune_query(
     exits' accepts together; otherwise every exit must reach it alone.
     With ``index_stage`` the index's stored ingest scores reject first,
     spending ``index_share`` of the allowed recall loss (default
-    :data:`query.tuning.DEFAULT_INDEX_RECALL_SHARE`). Writes the thresholds
+    :data:`mxn.query.tuning.DEFAULT_INDEX_RECALL_SHARE`). Writes the thresholds
     to ``out`` (for :func:`query`'s ``thresholds``; ``None``: not written)
     and the trade-off curve to ``plot`` (``.png``).
     ``gt`` and ``qmodel`` may be models already loaded. ``also`` names
@@ -800,14 +801,14 @@ def tune_query(
     clips: a label few of one camera's candidates hold borrows the others').
     Where ``db`` also holds a gt-all index of its videos, the result's
     ``index_ceiling`` gives per label what Focus's answer reaches against it
-    (:func:`query.tuning.index_ceiling`): no thresholds do better.
-    Too few candidates raise :class:`query.tuning.TuningError`.
+    (:func:`mxn.query.tuning.index_ceiling`): no thresholds do better.
+    Too few candidates raise :class:`mxn.query.tuning.TuningError`.
     """
     _suffix(plot, (".png",), "plot")
     with ExitStack() as opened:  # every index an existing mxn database, before any model loads
         stores = [opened.enter_context(_open_store(source)) for source in (db, *also)]
         _tensorflow()
-        from query.tuning import (
+        from mxn.query.tuning import (
             DEFAULT_INDEX_RECALL_SHARE,
             TuningError,
             TuningSamples,
@@ -885,8 +886,8 @@ def make_movie(
     gallery is written before the movie, and the movie atomically, so a movie
     on disk means its gallery is whole.
     """
-    from facerec.movies import make_movie as compose
-    from facerec.movies import movie_presets, write_gallery, write_movie
+    from mxn.datasets.movies import make_movie as compose
+    from mxn.datasets.movies import movie_presets, write_gallery, write_movie
 
     if preset not in movie_presets:
         raise OptionError(f"unknown movie preset {preset!r}; choose one of {list(movie_presets)}", "preset")
@@ -905,7 +906,7 @@ def make_movie(
 
 def _face_model(model: PathLike | MXNModel | FaceMXN | None) -> FaceMXN:
     """The face MXN: one already loaded as it is, else its file or the bundled one."""
-    from facerec.model import FaceMXN
+    from mxn.facerec.model import FaceMXN
     from mxn.modelfile import MXNModel
 
     if isinstance(model, FaceMXN):
@@ -917,7 +918,7 @@ def _face_model(model: PathLike | MXNModel | FaceMXN | None) -> FaceMXN:
 
 def _oracle(gallery: PathLike | None):
     """The gallery oracle (dlib's embedder over ``gallery/NAME/*.jpg``) and the people it knows."""
-    from facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
+    from mxn.facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
 
     embedder = FaceEmbedder()
     if gallery is None:
@@ -928,8 +929,8 @@ def _oracle(gallery: PathLike | None):
 
 def _face_thresholds(path: PathLike | None, face_model, alpha: float | None):
     """Per-exit thresholds and the rate: from a `mxn tune faces` file, else the face model's card."""
-    from facerec.labeller import DEFAULT_ALPHA
-    from facerec.tuning import FaceThresholds
+    from mxn.facerec.labeller import DEFAULT_ALPHA
+    from mxn.facerec.tuning import FaceThresholds
 
     if path:
         tuned = FaceThresholds.load(path, model_sha=face_model.sha, num_exits=len(face_model.dims))
@@ -946,13 +947,13 @@ def _face_thresholds(path: PathLike | None, face_model, alpha: float | None):
 
 @functools.cache
 def _labelled_movie_type() -> type:
-    """A :class:`~facerec.pipeline.MovieResult` that also knows its database and settings.
+    """A :class:`~mxn.facerec.pipeline.MovieResult` that also knows its database and settings.
 
     Made on first use, because its base class lives in a module that imports
     TensorFlow, and importing this module must stay cheap.
     """
-    from facerec.outputs import person_timeline, screen_time
-    from facerec.pipeline import FaceConfig, MovieResult
+    from mxn.facerec.outputs import person_timeline, screen_time
+    from mxn.facerec.pipeline import FaceConfig, MovieResult
 
     @dataclass
     class LabelledMovie(MovieResult):
@@ -1021,19 +1022,19 @@ def label_faces(
     when every video failed and the movie holds no faces.
 
     ``model`` is a face model file (default: the bundled face MXN) or one
-    already loaded (a :class:`~facerec.model.FaceMXN` or its ``MXNModel``).
+    already loaded (a :class:`~mxn.facerec.model.FaceMXN` or its ``MXNModel``).
 
-    Returns the library's :class:`~facerec.pipeline.MovieResult` (rows,
+    Returns the library's :class:`~mxn.facerec.pipeline.MovieResult` (rows,
     per-video stats, ``summary()``), with ``db``, ``config``,
     ``gallery_people`` (the people the gallery knows) and ``to_dict()``.
     """
     paths = _paths(movies, "movies")
     _tensorflow()
     if html:
-        from reports import write_faces_report
-    from facerec.outputs import ROW_FORMATS, annotate_video, subtitle_cues, write_faces, write_srt
-    from facerec.pipeline import FaceConfig, label_movie
-    from ingest.decode import probe
+        from mxn.reports import write_faces_report
+    from mxn.facerec.outputs import ROW_FORMATS, annotate_video, subtitle_cues, write_faces, write_srt
+    from mxn.facerec.pipeline import FaceConfig, label_movie
+    from mxn.media.video import probe
 
     _suffix(out, ROW_FORMATS, "out")
     face_model = _face_model(model)
@@ -1109,8 +1110,14 @@ def tune_faces(
         _existing(path, "video", folder=False)
     _suffix(plot, (".png",), "plot")
     _tensorflow()
-    from facerec.evaluation import truth_sample
-    from facerec.tuning import FaceThresholds, plot_alpha_sweep, sweep_alpha, truth_accuracy, tune_thresholds
+    from mxn.facerec.evaluation import truth_sample
+    from mxn.facerec.tuning import (
+        FaceThresholds,
+        plot_alpha_sweep,
+        sweep_alpha,
+        truth_accuracy,
+        tune_thresholds,
+    )
 
     face_model = _face_model(model)
     oracle, people = _oracle(gallery)
@@ -1175,9 +1182,9 @@ def train_faces(
     if identities and len(paths) != 1:
         raise OptionError("{identities} takes one class-per-folder face folder", mentions=("identities",))
     _tensorflow()
-    from facerec.crops import collect_face_crops
-    from facerec.model import distill_config, face_spec, train_face_mxn_distill, train_face_mxn_identities
-    from facerec.oracle import FaceEmbedder
+    from mxn.facerec.model import distill_config, face_spec, train_face_mxn_distill, train_face_mxn_identities
+    from mxn.facerec.oracle import FaceEmbedder
+    from mxn.facerec.training_set import collect_face_crops
     from mxn.images import load_image_folder
     from mxn.modelfile import save_model
 

@@ -1,4 +1,4 @@
-"""The staged inference engine: one code path for every caller.
+"""The exit runner: one code path for every caller that runs a multi-exit network.
 
 Two ways to run a multi-exit network on a batch of images:
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from mxn.network import MultiExitNetwork
+from .network import MultiExitNetwork
 
 #: A decision rule for the cascade: ``decide(exit_index, outputs, features,
 #: item_indices) -> bool mask`` of the items that leave at this exit.
@@ -37,7 +37,7 @@ NO_EXIT = -1
 class _SameCodeTracingFilter(logging.Filter):
     """Drop TensorFlow's "triggered tf.function retracing" warning.
 
-    The engine compiles one graph per exit from the same Python function on
+    The runner compiles one graph per exit from the same Python function on
     purpose (each stage has its own input shapes, each is traced once and
     cached on the network); TensorFlow's heuristic mistakes that for a
     retracing loop.
@@ -104,7 +104,7 @@ def threshold_rule(thresholds: Sequence[float | None]) -> DecisionRule:
     return decide
 
 
-class StagedEngine:
+class ExitRunner:
     """Runs a :class:`~mxn.network.MultiExitNetwork` stage by stage.
 
     Args:

@@ -44,7 +44,7 @@ class Preset:
     @property
     def classes(self) -> tuple[str, ...]:
         """Every class that can appear, in the world's canonical order."""
-        from mxn.world.sprites import CLASSES
+        from .sprites import CLASSES
 
         seen = {k for lane in self.lanes for k, w in lane.kinds.items() if w > 0}
         return tuple(c for c in CLASSES if c in seen)

@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from mxn.cli import _write_json, friendly_errors, main, print_table, resumable, train
-from mxn.cli_query import tune
+from .common import friendly_errors, print_table, resumable, write_json_file
 
 EXAMPLES_FACES = """
 Examples:
@@ -42,7 +41,7 @@ Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).
 """
 
 
-@main.command(epilog=EXAMPLES_FACES)
+@click.command(epilog=EXAMPLES_FACES)
 @click.argument("movies", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--gallery", type=click.Path(file_okay=False), help="Folder of photos per person (cast/NAME/*.jpg)."
@@ -89,8 +88,8 @@ def faces(
     html: str | None,
 ) -> None:
     """Label who appears when in MOVIES (one movie, in order): per-face rows, timeline, subtitles."""
-    from facerec.outputs import person_timeline
     from mxn import api
+    from mxn.facerec.outputs import person_timeline
 
     failures: list[str] = []
 
@@ -126,7 +125,7 @@ def faces(
         for path in (out, srt, annotate, html):
             if path:
                 click.echo(f"wrote {Path(path)}")
-    _write_json(json_out, result.to_dict())
+    write_json_file(json_out, result.to_dict())
     if len(failures) == 1 and len(movies) == 1:
         raise click.ClickException(failures[0])
     if failures:
@@ -167,7 +166,7 @@ def echo_warnings(*loggers: str) -> Iterator[None]:
             click.echo(record.getMessage(), err=True)
 
     handler = Echo(logging.WARNING)
-    named = [logging.getLogger(name) for name in loggers or ("facerec", "mxn.images")]
+    named = [logging.getLogger(name) for name in loggers or ("mxn.facerec", "mxn.images")]
     saved = [(log, log.propagate) for log in named]
     for log in named:
         log.addHandler(handler)
@@ -198,7 +197,7 @@ def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
         print_table(["person", "segments", "seconds", "when (s)"], rows)
 
 
-@tune.command("faces", epilog=EXAMPLES_TUNE)
+@click.command("faces", epilog=EXAMPLES_TUNE)
 @click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--gallery", type=click.Path(file_okay=False), help="The calibration movies' cast folder.")
 @click.option(
@@ -274,7 +273,7 @@ def tune_faces(
         click.echo(f"wrote {Path(plot)}")
     if into_model:
         click.echo(f"wrote {Path(into_model)} (thresholds in its card)")
-    _write_json(json_out, tuning.to_dict())
+    write_json_file(json_out, tuning.to_dict())
 
 
 EXAMPLES_MOVIE = """
@@ -288,7 +287,7 @@ Examples:
 """
 
 
-@main.command(epilog=EXAMPLES_MOVIE)
+@click.command(epilog=EXAMPLES_MOVIE)
 @click.option("--preset", type=click.Choice(["tiny", "short", "feature"]), default="short", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seconds", type=float, help="Length (default: the preset's).")
@@ -320,7 +319,7 @@ def movie(
     if gallery:
         photos = made.photos
         click.echo(f"wrote {gallery}: {sum(len(v) for v in photos.values())} photos of {len(photos)} people")
-    _write_json(json_out, made.to_dict())
+    write_json_file(json_out, made.to_dict())
 
 
 EXAMPLES_TRAIN_FACES = """
@@ -334,7 +333,7 @@ The face model then serves `mxn faces --model face.mxn` (tune its thresholds wit
 """
 
 
-@train.command("faces", epilog=EXAMPLES_TRAIN_FACES)
+@click.command("faces", epilog=EXAMPLES_TRAIN_FACES)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Face model to write (.mxn)."
@@ -394,4 +393,4 @@ def train_faces(
         if key in trained.report:
             values = trained.report[key]
             click.echo(f"{key.replace('_', ' ')} per exit: " + ", ".join(f"{v:.3f}" for v in values))
-    _write_json(json_out, trained.to_dict())
+    write_json_file(json_out, trained.to_dict())

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facerec.detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
-from facerec.pipeline import keep_faces
-from ingest.decode import iter_frames
 from mxn.images import IMAGE_SUFFIXES, read_image
+from mxn.media.video import iter_frames
+
+from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
+from .pipeline import keep_faces
 
 #: Video files :func:`collect_face_crops` reads (anything else in a folder is taken for a photo or skipped).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mxn.cli import _write_json, friendly_errors, main, print_table, resumable, warn
+from .common import friendly_errors, print_table, resumable, warn, write_json_file
 
 EXAMPLES_INGEST = """
 Examples:
@@ -35,7 +35,7 @@ A video already in the store (same content) is skipped unless --force.
 """
 
 
-@main.command(epilog=EXAMPLES_INGEST)
+@click.command(epilog=EXAMPLES_INGEST)
 @click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
 @click.option(
@@ -141,7 +141,7 @@ def ingest(
     _print_results(results)
     if html and Path(html).is_file():
         click.echo(f"wrote {Path(html)}")
-    _write_json(json_out, results.to_dict())
+    write_json_file(json_out, results.to_dict())
     if results.failed:
         raise click.ClickException(f"{len(results.failed)} of {len(results)} videos failed (see above)")
 
@@ -186,7 +186,7 @@ def _print_results(results) -> None:
         )
     if rows:
         print_table(HEADERS, rows)
-    from ingest.config import describe_diff
+    from mxn.ingest.config import describe_diff
 
     for r in results:
         for warning in r.warnings:
@@ -215,7 +215,7 @@ video, so one object's frames stay in one split.
 """
 
 
-@main.command(epilog=EXAMPLES_CROPS)
+@click.command(epilog=EXAMPLES_CROPS)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="New folder to write.")
 @click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
 @click.option(
@@ -255,4 +255,4 @@ def crops(
             for split, counts in manifest["counts"].items()]  # fmt: skip
     print_table(["split", *labels, "all"], rows)
     click.echo(f"wrote {Path(out)} ({sum(r[-1] for r in rows)} crops at {manifest['crop_size']} px)")
-    _write_json(json_out, manifest)
+    write_json_file(json_out, manifest)

@@ -13,7 +13,7 @@ larger than a detector's face box).
 
 :func:`write_movie` writes ``NAME.mp4`` and ``NAME.truth.jsonl``;
 :func:`read_truth` reads the truth back; :func:`write_gallery` writes a
-gallery (``root/<name>/*.jpg``, what :meth:`facerec.oracle.Gallery.from_folder`
+gallery (``root/<name>/*.jpg``, what :meth:`mxn.facerec.oracle.Gallery.from_folder`
 reads) from source images the movie does not show verbatim, so the oracle is
 tested honestly. ``docs/DATA.md`` records where every face comes from.
 
@@ -45,8 +45,8 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from facerec import sample_data
-from facerec.detection import FaceDetector, HogDetector, as_rgb, detect_faces, largest_box
+from mxn.datasets import sample_faces as sample_data
+from mxn.facerec.detection import FaceDetector, HogDetector, as_rgb, detect_faces, largest_box
 from mxn.images import box_iou
 
 #: The cast members :func:`load_cast` knows, in a fixed order.
@@ -750,7 +750,7 @@ def write_gallery(
     per_person: int = 3,
     face_side: int = 150,
 ) -> dict[str, list[Path]]:
-    """Write a gallery (``root/<name>/<k>.jpg``) for :meth:`facerec.oracle.Gallery.from_folder`.
+    """Write a gallery (``root/<name>/<k>.jpg``) for :meth:`mxn.facerec.oracle.Gallery.from_folder`.
 
     Photos come from each person's gallery sources, which the movie never
     shows (other video frames, another shot of the clip) or shows only

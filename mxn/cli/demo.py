@@ -44,13 +44,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
+from .common import fmt, friendly_errors, print_table, write_json_file
+
 if TYPE_CHECKING:
-    from facerec.movies import Truth
-    from facerec.outputs import LabelledFace
-    from ingest.run import IngestResult
+    from mxn.datasets.movies import Truth
+    from mxn.facerec.outputs import LabelledFace
+    from mxn.ingest.pipeline import IngestResult
     from mxn.modelfile import MXNModel
-    from query.result import QueryResult
-    from storage.store import Store
+    from mxn.query.result import QueryResult
+    from mxn.storage.store import Store
 
 #: The stranger of the demo's movie: in the movie, left out of the gallery (named ``unknown-N``).
 STRANGER = "lfw_6"
@@ -130,8 +134,8 @@ class DemoPaths:
 
     def owned(self, plan: DemoPlan) -> list[Path]:
         """Every data path the demo writes for ``plan`` (what a new plan removes), truth files included."""
-        from facerec.movies import truth_path as movie_truth
-        from mxn.world.video import truth_path as clip_truth
+        from mxn.datasets.movies import truth_path as movie_truth
+        from mxn.datasets.world.video import truth_path as clip_truth
 
         clip, movie = self.clip(plan), self.movie(plan)
         return [
@@ -231,8 +235,8 @@ def prepare(paths: DemoPaths, plan: DemoPlan) -> bool:
 
 def render_traffic(paths: DemoPaths, plan: DemoPlan, reuse: bool, progress: bool) -> dict[str, Any]:
     """The clip (rendered unless reused: :func:`mxn.api.render_traffic_video`) and what it is."""
-    from ingest.decode import probe
     from mxn import api
+    from mxn.media.video import probe
 
     video = paths.clip(plan)
     if not reuse:
@@ -282,7 +286,7 @@ def tune_on_index(
 ) -> dict[str, Any] | None:
     """What ``mxn tune query`` finds on the demo's index, and its trade-off plot (None: too few samples)."""
     from mxn import api
-    from query.tuning import TuningError
+    from mxn.query.tuning import TuningError
 
     thresholds, plot = paths.results / "query-thresholds.json", paths.results / "query-tradeoff.png"
     try:
@@ -365,13 +369,13 @@ def truth_accuracy(faces: Sequence[LabelledFace], truth: Truth, gallery: set[str
     """Share of the drawn faces found that got the right name (a stranger: one stable ``unknown-N``).
 
     Each labelled box is matched to the frame's drawn faces as tuning matches
-    them (:func:`facerec.evaluation.match_truth`) and scored as tuning scores
-    (:func:`facerec.tuning.truth_accuracy`).
+    them (:func:`mxn.facerec.evaluation.match_truth`) and scored as tuning scores
+    (:func:`mxn.facerec.tuning.truth_accuracy`).
     """
     import numpy as np
 
-    from facerec.evaluation import match_truth
-    from facerec.tuning import truth_accuracy as score
+    from mxn.facerec.evaluation import match_truth
+    from mxn.facerec.tuning import truth_accuracy as score
 
     by_frame: dict[int, list[LabelledFace]] = defaultdict(list)
     for face in faces:
@@ -390,10 +394,10 @@ def label_faces(store: Store, video: Path, paths: DemoPaths, progress: bool) -> 
     :func:`mxn.api.label_faces` labels and writes the rows and subtitles; the
     report is written here, with the accuracy against the movie's truth.
     """
-    from facerec.model import FaceMXN
-    from facerec.movies import read_truth
     from mxn import api
-    from reports import write_faces_report
+    from mxn.datasets.movies import read_truth
+    from mxn.facerec.model import FaceMXN
+    from mxn.reports import write_faces_report
 
     face_model = FaceMXN.default()
     if face_model.model.thresholds is None:
@@ -465,11 +469,11 @@ def run_demo(
     progress bars; ``quick`` is the reduced form CI runs.
     """
     from mxn.defaults import load_default_model
+    from mxn.jsonfile import write_json
     from mxn.quiet import import_tensorflow_quietly
-    from mxn.report import write_json
-    from reports import write_ingest_report
-    from reports.overview import write_overview
-    from storage.store import Store
+    from mxn.reports import write_ingest_report
+    from mxn.reports.overview import write_overview
+    from mxn.storage.store import Store
 
     began = time.perf_counter()
     plan = DemoPlan.make(quick, seconds, seed)
@@ -506,3 +510,77 @@ def run_demo(
     write_overview(paths.root / "index.html", summary.to_dict(), images)
     write_json(paths.results / "demo.json", summary.to_dict())
     return summary
+
+
+EXAMPLES_DEMO = """
+Examples:
+
+  mxn demo                  # the whole story into out/demo, a few minutes
+
+  mxn demo --quick          # the reduced form CI runs, about a minute
+
+  mxn demo --out /tmp/d --seconds 120 --seed 3 --json /tmp/d.json
+
+Then open out/demo/index.html. Run again with the same options, it reuses what it made.
+"""
+
+
+@click.command(epilog=EXAMPLES_DEMO)
+@click.option("--out", "-o", default="out/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--quick", is_flag=True, help="The reduced form: an 8 s clip at 320x180 and the tiny movie.")
+@click.option("--seconds", type=float, default=None, help="Length of the traffic clip (default 60, quick 8).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip and the movie.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary here.")
+@friendly_errors
+def demo(out: str, quick: bool, seconds: float | None, seed: int, json_out: str | None) -> None:
+    """The whole story on the bundled models, offline: ingest, label queries, faces, HTML reports.
+
+    Renders a traffic clip, indexes it into SQLite (the mxn index and the
+    gt-all reference), tunes the query thresholds, asks for a few labels,
+    composes a movie of real faces and labels it, then writes one HTML
+    report per job and OUT/index.html linking them (mxn.cli.demo.run_demo).
+    """
+    from mxn.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+    try:
+        summary = run_demo(out, quick=quick, seconds=seconds, seed=seed, echo=click.echo).to_dict()
+    except DemoError as err:
+        raise click.ClickException(str(err)) from err
+    print_demo_summary(summary)
+    write_json_file(json_out, summary)
+
+
+def print_demo_summary(data: dict[str, Any]) -> None:
+    """The story in a few lines, then where every result is."""
+    click.echo(f"\ndone in {data['seconds']:.0f} s")
+    for r in data["ingest"]:
+        when = "indexed before" if r["status"] == "skipped" else "indexed"
+        click.echo(
+            f"  {r['mode']} index: {r['objects']} objects, {r['clusters']} clusters "
+            f"({when} in {r['seconds']:.1f} s)"
+        )
+    rows = [
+        [
+            q["label"],
+            q["candidates"],
+            q["decided_by_exits"],
+            q["gt_calls"],
+            fmt(q["precision"]),
+            fmt(q["recall"]),
+        ]
+        for q in data["queries"]
+    ]
+    if rows:
+        click.echo("")
+        print_table(["label", "candidates", "decided by exits", "GT-CNN calls", "precision", "recall"], rows)
+    faces = data.get("faces")
+    if faces:
+        click.echo(
+            f"\nfaces: {faces['faces']} labelled, {len(faces['people'])} people, oracle calls "
+            f"{faces['oracle_calls']} ({fmt(faces['oracle_rate'])}), right vs the truth "
+            f"{fmt(faces['truth_accuracy'])}"
+        )
+    click.echo("")
+    print_table(["result", "where"], list(data["files"].items()))
