@@ -22,6 +22,7 @@ from mxn.media.video import iter_frames
 
 from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
 from .pipeline import keep_faces
+from .truth import read_truth
 from .tuning import FaceSample
 
 #: A detection is a drawn face when their boxes overlap at least this much.
@@ -136,8 +137,6 @@ def truth_sample(
     carry their memory across them). Also returns the detector's recall per
     movie and the seconds of detection, all-exits features and the oracle.
     """
-    from mxn.datasets.movies import read_truth
-
     samples, info = [], {"detection_recall": [], "faces": [], "detect_s": 0.0, "mxn_all_exits_s": 0.0,
                          "oracle_s": 0.0}  # fmt: skip
     detector = make_detector(detector) if isinstance(detector, str) else detector

@@ -7,8 +7,8 @@ and float32 bytes in SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -95,7 +95,7 @@ class ClusterState:
     centroid: np.ndarray
     size: int
     representative_seq: int
-    representative_crop: bytes  # mxn.storage.crop_codec.encode_crop (PNG in older indexes)
+    representative_crop: bytes  # mxn.storage.crop_codec.encode_crop (LZ4; PNG in older indexes)
     representative_distance: float
     active: bool = True
     first_time: float = 0.0
@@ -223,3 +223,20 @@ class FaceRowRecord:
     exit: int | None
     distance: float | None
     oracle_name: str | None
+
+
+# -- rows -> records -------------------------------------------------------------------------------------
+
+R = TypeVar("R")
+
+
+def from_row(cls: type[R], row: Any, **overrides: Any) -> R:
+    """The record ``cls`` from a database row: each dataclass field from the column of its name.
+
+    ``overrides`` give the fields that are not a column as it is (a box from
+    four columns, a vector from its bytes). A field the row has no column
+    for keeps its default; a field with no default is then a TypeError.
+    """
+    columns = row._mapping
+    names = [f.name for f in fields(cls) if f.init and f.name not in overrides]  # type: ignore[arg-type]
+    return cls(**{name: columns[name] for name in names if name in columns}, **overrides)

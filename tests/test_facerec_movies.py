@@ -15,6 +15,7 @@ from mxn.datasets import movies
 from mxn.datasets import sample_faces as sample_data
 from mxn.facerec.detection import aligned_crops, detect_faces
 from mxn.facerec.oracle import Gallery, GalleryOracle
+from mxn.facerec.truth import Face, frame_line, header_line, truth_path
 from mxn.images import box_iou
 
 
@@ -124,6 +125,17 @@ def test_write_and_read_truth(tmp_path, movie: movies.Movie) -> None:
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
     assert count == len(movie)
+
+
+def test_truth_lines_read_back(tmp_path) -> None:
+    """The face stage defines the format (mxn tune faces reads it); the movies re-export its reader."""
+    header = {"seed": 0, "fps": 4.0, "width": 64, "height": 64, "frames": 2, "cast": ["ann"]}
+    faces = [[Face("ann", (1, 2, 30, 40))], []]
+    lines = [frame_line(index, index / 4.0, drawn) for index, drawn in enumerate(faces)]
+    truth_path(tmp_path / "m.mp4").write_text(header_line(header) + "".join(lines))
+    read = movies.read_truth(tmp_path / "m.mp4")
+    assert (read.movie, read.frames, read.times) == (header, faces, [0.0, 0.25])
+    assert movies.Face is Face and movies.truth_path is truth_path
 
 
 def test_bad_truth_files(tmp_path, movie: movies.Movie) -> None:

@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -132,6 +134,23 @@ def test_blob_crops_are_what_ingest_finds_labelled_by_their_best_overlap(tmp_pat
     checked = CliRunner().invoke(main, ["models", "check", str(tmp_path)])
     assert checked.exit_code == 0, checked.output
     assert "test crops: cheap first exit top-1" in checked.output and "these are blobs" in checked.output
+
+
+def test_the_package_re_exports_its_names_loaded_on_first_use():
+    """``from mxn.datasets.world import X`` works; the presets alone load no renderer, dlib or TensorFlow."""
+    code = (
+        "import sys\n"
+        "from mxn.datasets.world import PRESETS, get_preset\n"
+        "heavy = ['mxn.datasets.world.render', 'mxn.datasets.world.video', 'dlib', 'tensorflow']\n"
+        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
+        "assert get_preset('downtown') is PRESETS['downtown']\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import mxn.datasets.world as world
+
+    assert world.render_clip is render_clip and world.CropConfig is CropConfig and world.CLASSES is CLASSES
+    assert world.TrafficWorld is TrafficWorld and set(world.__all__) <= set(dir(world))
+    assert not hasattr(world, "read_truth")  # the clips' reader stays in world.video: movies have their own
 
 
 def test_box_iou():
