@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from mxn.storage.store import Store
 from .database import ExitDatabase, FaceDatabase
 from .detection import CROP_SIZE, DETECTORS, FaceDetector, aligned_crops, make_detector
 from .labeller import DEFAULT_ALPHA, FaceLabeller, Oracle
-from .outputs import LabelledFace, summarize
+from .outputs import LabelledFace, person_timeline, screen_time, summarize
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,31 @@ class MovieResult:
             "seconds": self.seconds,
             "detection_seconds": self.detection_seconds,
             "recognition_seconds": self.recognition_seconds,
+        }
+
+
+@dataclass
+class LabelledMovie(MovieResult):
+    """A labelled movie's rows and stats with the database and settings that made them (``mxn faces``).
+
+    What :func:`mxn.api.label_faces` returns: ``to_dict()`` is what ``--json`` writes.
+    """
+
+    db: str = ""
+    config: FaceConfig | None = None
+    gallery_people: tuple[str, ...] = ()  # who the oracle knows; anyone else is a stranger (unknown-N)
+
+    @classmethod
+    def of(cls, result: MovieResult, **extra: Any) -> LabelledMovie:
+        """``result`` with the ``extra`` fields (``db``, ``config``, ``gallery_people``) set."""
+        return cls(**{f.name: getattr(result, f.name) for f in fields(result)}, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "config": self.config.to_dict() if self.config else None,
+            **self.summary(),
+            "screen_time_s": screen_time(person_timeline(self.faces)),
         }
 
 

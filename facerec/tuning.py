@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mxn.jsonfile import read_format_json
+from mxn.targets import TARGET_ACCURACY
 
 from .database import FaceDatabase
 from .labeller import DEFAULT_ALPHA, FaceLabeller
@@ -242,7 +243,7 @@ def closest_wrong_approach(sample: FaceSample, alpha: float = DEFAULT_ALPHA) -> 
 
 def tune_thresholds(
     sample: FaceSample,
-    target_accuracy: float = 0.99,
+    target_accuracy: float = TARGET_ACCURACY,
     alpha: float = DEFAULT_ALPHA,
     grid: Sequence[float] = DEFAULT_GRID,
     margin_steps: int = 2,

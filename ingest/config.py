@@ -9,15 +9,28 @@ restarted, so an index never mixes two configurations.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .extraction import ExtractorConfig
+if TYPE_CHECKING:
+    from .extraction import ExtractorConfig
 
 MODES = ("mxn", "focus", "gt-all")
 
 
 class ConfigError(ValueError):
     """Settings that cannot work together (for example an exit the model does not have)."""
+
+
+def _default_extractor() -> ExtractorConfig:
+    """The background-subtraction settings of a run that names none.
+
+    Imported here, when a run is configured, rather than with this module: the
+    extractor needs OpenCV, and the command line and the Python API read the
+    defaults below when they start.
+    """
+    from .extraction import ExtractorConfig
+
+    return ExtractorConfig()
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,7 @@ class IngestConfig:
     batch_size: int = 64
     crop_expand: float = 0.1
     crop_size: int = 128
-    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    extractor: ExtractorConfig = field(default_factory=_default_extractor)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -22,6 +22,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .targets import CONFIDENCE, TARGET_PRECISION
+
 
 @dataclass(frozen=True)
 class ExitCalibration:
@@ -76,7 +78,7 @@ def fit_threshold(
     confidence_scores: np.ndarray,
     correct: np.ndarray,
     target_precision: float,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     *,
     already_right: int = 0,
     already_accepted: int = 0,
@@ -113,8 +115,8 @@ def fit_threshold(
 def calibrate_thresholds(
     exit_outputs: Sequence[np.ndarray],
     labels: np.ndarray,
-    target_precision: float = 0.99,
-    confidence: float = 0.95,
+    target_precision: float = TARGET_PRECISION,
+    confidence: float = CONFIDENCE,
     cascade: bool = True,
 ) -> Calibration:
     """Fit a confidence threshold per exit on held-out data.

@@ -36,6 +36,7 @@ from .modelfile import MXNModel
 from .network import MultiExitNetwork, build_network
 from .runner import ExitRunner
 from .spec import NetworkSpec
+from .targets import TARGET_PRECISION
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -285,7 +286,7 @@ def fit_model(
     spec: NetworkSpec,
     splits: dict[str, ImageSet],
     config: TrainConfig | None = None,
-    target_precision: float = 0.99,
+    target_precision: float = TARGET_PRECISION,
     source: str = "",
     init: MXNModel | None = None,
 ) -> tuple[MXNModel, FitReport]:

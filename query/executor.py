@@ -39,13 +39,10 @@ from mxn.storage.store import Store
 
 from .accuracy import judge
 from .result import DEFAULT_MAX_GAP, Hit, QueryResult, QueryStats, VideoAnswer
+from .settings import DEFAULT_MODE, INDEX_MODES, MODES
 from .thresholds import QueryThresholds, check_for_model, index_scorer_of
 
 log = logging.getLogger(__name__)
-
-MODES = ("mxn", "focus", "all")
-#: Ingest modes whose index a query can use.
-INDEX_MODES = ("mxn", "focus")
 
 
 class QueryError(ValueError):
@@ -189,7 +186,7 @@ class QueryExecutor:
         video: str | None = None,
         start: float | None = None,
         end: float | None = None,
-        mode: str = "mxn",
+        mode: str = DEFAULT_MODE,
         index_mode: str | None = None,
     ) -> QueryResult:
         """Answer "where is ``label``?" in ``video`` (name; ``None`` or ``"all"``: every video)."""

@@ -61,12 +61,11 @@ from mxn.images import resize_batch
 from mxn.modelfile import MXNModel, model_sha
 from mxn.storage.crop_codec import decode_crop
 from mxn.storage.store import Store
+from mxn.targets import CONFIDENCE, TARGET_PRECISION, TARGET_RECALL
 
 from .accuracy import frame_figures, truth_frames
+from .settings import DEFAULT_HOLDOUT, DEFAULT_INDEX_RECALL_SHARE
 from .thresholds import QueryThresholds, index_scorer_of
-
-#: The share of the allowed recall loss that the index stage may spend (the exits keep the rest).
-DEFAULT_INDEX_RECALL_SHARE = 0.3
 
 #: Target precisions drawn on the trade-off curve.
 CURVE_TARGETS = (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
@@ -282,9 +281,9 @@ def fit_reject(
 
 def fit_thresholds(
     samples: TuningSamples,
-    target_precision: float = 0.99,
-    target_recall: float = 0.99,
-    confidence: float = 0.95,
+    target_precision: float = TARGET_PRECISION,
+    target_recall: float = TARGET_RECALL,
+    confidence: float = CONFIDENCE,
     allow_reject: bool = True,
     pooled_precision: bool = True,
     index_stage: bool = True,
@@ -350,9 +349,9 @@ def _fit_index_stage(
 
 def fit_per_label(
     samples: TuningSamples,
-    target_precision: float = 0.99,
-    target_recall: float = 0.99,
-    confidence: float = 0.95,
+    target_precision: float = TARGET_PRECISION,
+    target_recall: float = TARGET_RECALL,
+    confidence: float = CONFIDENCE,
     allow_reject: bool = True,
     pooled_precision: bool = True,
     index_stage: bool = True,
@@ -460,10 +459,10 @@ class TuningResult:
 def tune(
     samples: TuningSamples,
     query_model: MXNModel | None = None,
-    target_precision: float = 0.99,
-    target_recall: float = 0.99,
-    confidence: float = 0.95,
-    holdout: float = 0.5,
+    target_precision: float = TARGET_PRECISION,
+    target_recall: float = TARGET_RECALL,
+    confidence: float = CONFIDENCE,
+    holdout: float = DEFAULT_HOLDOUT,
     seed: int = 0,
     allow_reject: bool = True,
     curve_targets: tuple[float, ...] = CURVE_TARGETS,

@@ -1,14 +1,66 @@
-"""What every command of the ``mxn`` command line shares: clear errors, warnings, tables, JSON files."""
+"""What every command of the ``mxn`` command line shares: options, clear errors, warnings, tables, JSON files.
+
+A command's options are its :mod:`mxn.api` function's parameters, and so are
+their defaults: :func:`job_option` reads each default from the function (which
+reads it from the stage's settings), so a default is written in one place and
+the command line cannot drift from the API (tests/test_options.py checks
+every command).
+"""
 
 from __future__ import annotations
 
+import inspect
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 import click
+
+#: The two wordings of ``--db``'s help (``mxn faces`` says it the other way round).
+DB_HELP = "Database URL (default: sqlite:///mxn.db, or $MXN_DB)."
+DB_HELP_FACES = "Database URL (default: $MXN_DB or sqlite:///mxn.db)."
+
+
+def default_of(job: Callable[..., Any], param: str) -> Any:
+    """The default of ``job``'s parameter ``param`` (``inspect.Parameter.empty`` when it has none)."""
+    return _parameters(job)[param].default
+
+
+@cache
+def _parameters(job: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(job).parameters
+
+
+def param_of(decls: Sequence[str]) -> str:
+    """The API parameter an option stands for, by docs/API.md's rule: ``--cluster-threshold`` is
+    ``cluster_threshold`` (the long name; of a ``--x/--no-x`` switch, the first)."""
+    longs = [d.split("/")[0] for d in decls if d.startswith("--")]
+    return max(longs, key=len)[2:].replace("-", "_")
+
+
+def job_option(job: Callable[..., Any], *decls: str, param: str | None = None, **attrs: Any) -> Callable:
+    """``click.option(*decls, **attrs)`` whose default is that of ``job``'s parameter for the option.
+
+    The parameter is the option's name (:func:`param_of`) unless ``param``
+    names it; the option keeps it as its name too, so the command can pass it
+    on as it came.
+    """
+    name = param or param_of(decls)
+    if not any(d.isidentifier() for d in decls):
+        decls = (*decls, name)
+    return click.option(*decls, default=default_of(job, name), **attrs)
+
+
+def db_option(wording: str = DB_HELP) -> Callable:
+    """``--db URL``: the database of the job (``None``: ``$MXN_DB``, else ``sqlite:///mxn.db``)."""
+    return click.option("--db", default=None, help=wording)
+
+
+def quiet_option() -> Callable:
+    """``--quiet``: the API's ``progress=False``."""
+    return click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
 def _option_error(err) -> click.ClickException:

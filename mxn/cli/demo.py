@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import fmt, friendly_errors, print_table, write_json_file
+from .common import fmt, friendly_errors, job_option, print_table, write_json_file
 
 if TYPE_CHECKING:
     from mxn.datasets.movies import Truth
@@ -526,10 +526,12 @@ Then open out/demo/index.html. Run again with the same options, it reuses what i
 
 
 @click.command(epilog=EXAMPLES_DEMO)
-@click.option("--out", "-o", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="The reduced form: an 8 s clip at 320x180 and the tiny movie.")
-@click.option("--seconds", type=float, default=None, help="Length of the traffic clip (default 60, quick 8).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip and the movie.")
+@job_option(run_demo, "--out", "-o", show_default=True, type=click.Path(file_okay=False))
+@job_option(
+    run_demo, "--quick", is_flag=True, help="The reduced form: an 8 s clip at 320x180 and the tiny movie."
+)
+@job_option(run_demo, "--seconds", type=float, help="Length of the traffic clip (default 60, quick 8).")
+@job_option(run_demo, "--seed", type=int, show_default=True, help="Seed of the clip and the movie.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the summary here.")
 @friendly_errors
 def demo(out: str, quick: bool, seconds: float | None, seed: int, json_out: str | None) -> None:

@@ -5,12 +5,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import friendly_errors, print_table, resumable, write_json_file
+from mxn import api
+from mxn.api.faces import ALPHA
+
+from .common import (
+    DB_HELP_FACES,
+    db_option,
+    friendly_errors,
+    job_option,
+    print_table,
+    quiet_option,
+    resumable,
+    write_json_file,
+)
+
+#: The face detectors: mxn.facerec.detection's (which loads OpenCV and dlib), held equal by
+#: tests/test_options.py.
+DETECTORS = ("hog", "haar", "mtcnn")
+
+#: Options whose defaults are those of :func:`mxn.api.label_faces`, ``tune_faces``, ``make_movie``
+#: and ``train_faces``.
+option = partial(job_option, api.label_faces)
+tune_option = partial(job_option, api.tune_faces)
+movie_option = partial(job_option, api.make_movie)
+train_option = partial(job_option, api.train_faces)
+
+
+def _fraction(rate: float) -> str:
+    """A rate such as 1/15 as the help says it: ``1/15``."""
+    return f"1/{1 / rate:g}"
+
 
 EXAMPLES_FACES = """
 Examples:
@@ -43,52 +73,30 @@ Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).
 
 @click.command(epilog=EXAMPLES_FACES)
 @click.argument("movies", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--gallery", type=click.Path(file_okay=False), help="Folder of photos per person (cast/NAME/*.jpg)."
+@option("--gallery", type=click.Path(file_okay=False), help="Folder of photos per person (cast/NAME/*.jpg).")
+@option("--model", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one).")
+@option("--thresholds", type=click.Path(dir_okay=False), help="From `mxn tune faces`.")
+@option(
+    "--alpha",
+    type=float,
+    help=f"Running-average rate (default {_fraction(ALPHA)}, or the thresholds file's).",
 )
-@click.option(
-    "--model", "model_path", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one)."
-)
-@click.option(
-    "--thresholds", "thresholds_path", type=click.Path(dir_okay=False), help="From `mxn tune faces`."
-)
-@click.option("--alpha", type=float, help="Running-average rate (default 1/15, or the thresholds file's).")
-@click.option("--movie", "movie_name", help="Movie name in the database (default: the first file's name).")
-@click.option("--db", help="Database URL (default: $MXN_DB or sqlite:///mxn.db).")
-@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
-@click.option("--stride", type=int, default=1, show_default=True, help="Label every N-th frame.")
-@click.option("--min-face", type=int, default=20, show_default=True, help="Smallest face side, pixels.")
-@click.option("--chunk-frames", type=int, default=300, show_default=True, help="Frames per committed chunk.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Face rows and timeline: .json or .csv.")
-@click.option("--srt", type=click.Path(dir_okay=False), help="Subtitles naming who is on screen.")
-@click.option("--annotate", type=click.Path(dir_okay=False), help="Annotated copy of the (first) video, mp4.")
-@click.option("--force", is_flag=True, help="Label videos the movie already holds again.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@option("--movie", help="Movie name in the database (default: the first file's name).")
+@db_option(DB_HELP_FACES)
+@option("--detector", type=click.Choice(DETECTORS), show_default=True)
+@option("--stride", type=int, show_default=True, help="Label every N-th frame.")
+@option("--min-face", type=int, show_default=True, help="Smallest face side, pixels.")
+@option("--chunk-frames", type=int, show_default=True, help="Frames per committed chunk.")
+@option("--out", type=click.Path(dir_okay=False), help="Face rows and timeline: .json or .csv.")
+@option("--srt", type=click.Path(dir_okay=False), help="Subtitles naming who is on screen.")
+@option("--annotate", type=click.Path(dir_okay=False), help="Annotated copy of the (first) video, mp4.")
+@option("--force", is_flag=True, help="Label videos the movie already holds again.")
+@quiet_option()
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
-@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report: who appears when.")
+@option("--html", type=click.Path(dir_okay=False), help="Write an HTML report: who appears when.")
 @friendly_errors
-def faces(
-    movies: tuple[str, ...],
-    gallery: str | None,
-    model_path: str | None,
-    thresholds_path: str | None,
-    alpha: float | None,
-    movie_name: str | None,
-    db: str | None,
-    detector: str,
-    stride: int,
-    min_face: int,
-    chunk_frames: int,
-    out: str | None,
-    srt: str | None,
-    annotate: str | None,
-    force: bool,
-    quiet: bool,
-    json_out: str | None,
-    html: str | None,
-) -> None:
+def faces(movies: tuple[str, ...], quiet: bool, json_out: str | None, **options: Any) -> None:
     """Label who appears when in MOVIES (one movie, in order): per-face rows, timeline, subtitles."""
-    from mxn import api
     from mxn.facerec.outputs import person_timeline
 
     failures: list[str] = []
@@ -99,32 +107,13 @@ def faces(
             click.echo(f"FAILED {failures[-1]}", err=True)
 
     with resumable(), echo_warnings():
-        result = api.label_faces(
-            movies,
-            gallery=gallery,
-            model=model_path,
-            thresholds=thresholds_path,
-            alpha=alpha,
-            movie=movie_name,
-            db=db,
-            detector=detector,
-            stride=stride,
-            min_face=min_face,
-            chunk_frames=chunk_frames,
-            out=out,
-            srt=srt,
-            annotate=annotate,
-            force=force,
-            progress=not quiet,
-            on_error=failed,
-            html=html,
-        )
+        result = api.label_faces(movies, progress=not quiet, on_error=failed, **options)
     stored = bool(result.videos or result.faces)  # else every video failed: no figures, no files
     if stored:
         _print_summary(result.summary(), person_timeline(result.faces))
-        for path in (out, srt, annotate, html):
-            if path:
-                click.echo(f"wrote {Path(path)}")
+        for name in ("out", "srt", "annotate", "html"):
+            if options[name]:
+                click.echo(f"wrote {Path(options[name])}")
     write_json_file(json_out, result.to_dict())
     if len(failures) == 1 and len(movies) == 1:
         raise click.ClickException(failures[0])
@@ -199,17 +188,15 @@ def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
 
 @click.command("faces", epilog=EXAMPLES_TUNE)
 @click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--gallery", type=click.Path(file_okay=False), help="The calibration movies' cast folder.")
-@click.option(
-    "--model", "model_path", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one)."
-)
-@click.option("--target-accuracy", type=float, default=0.99, show_default=True)
-@click.option("--alpha", type=float, default=1 / 15, show_default="1/15", help="Rate used while tuning.")
-@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
-@click.option("--stride", type=int, default=1, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="face-thresholds.json", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False), help="Hit rate and accuracy against 1/alpha, PNG.")
-@click.option(
+@tune_option("--gallery", type=click.Path(file_okay=False), help="The calibration movies' cast folder.")
+@tune_option("--model", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one).")
+@tune_option("--target-accuracy", type=float, show_default=True)
+@tune_option("--alpha", type=float, show_default=_fraction(ALPHA), help="Rate used while tuning.")
+@tune_option("--detector", type=click.Choice(DETECTORS), show_default=True)
+@tune_option("--stride", type=int, show_default=True)
+@tune_option("--out", type=click.Path(dir_okay=False), show_default=True)
+@tune_option("--plot", type=click.Path(dir_okay=False), help="Hit rate and accuracy against 1/alpha, PNG.")
+@tune_option(
     "--into-model",
     type=click.Path(dir_okay=False),
     help="Also write a copy of the face model with these thresholds in its card (used without --thresholds).",
@@ -218,32 +205,17 @@ def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
 @friendly_errors
 def tune_faces(
     videos: tuple[str, ...],
-    gallery: str | None,
-    model_path: str | None,
     target_accuracy: float,
-    alpha: float,
-    detector: str,
-    stride: int,
     out: str,
     plot: str | None,
     into_model: str | None,
     json_out: str | None,
+    **options: Any,
 ) -> None:
     """Per-exit distance thresholds reaching a target accuracy on VIDEOS with known truth; 1/alpha sweep."""
-    from mxn import api
-
     with echo_warnings():
         tuning = api.tune_faces(
-            videos,
-            gallery=gallery,
-            model=model_path,
-            target_accuracy=target_accuracy,
-            alpha=alpha,
-            detector=detector,
-            stride=stride,
-            out=out,
-            plot=plot,
-            into_model=into_model,
+            videos, target_accuracy=target_accuracy, out=out, plot=plot, into_model=into_model, **options
         )
     thresholds, result = tuning.thresholds.thresholds, tuning.replay
     click.echo(
@@ -288,33 +260,21 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES_MOVIE)
-@click.option("--preset", type=click.Choice(["tiny", "short", "feature"]), default="short", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--seconds", type=float, help="Length (default: the preset's).")
+@movie_option("--preset", type=click.Choice(["tiny", "short", "feature"]), show_default=True)
+@movie_option("--seed", type=int, show_default=True)
+@movie_option("--seconds", type=float, help="Length (default: the preset's).")
 @click.option(
     "-o", "--out", type=click.Path(dir_okay=False), required=True, help="NAME.mp4 (+ NAME.truth.jsonl)."
 )
-@click.option(
+@movie_option(
     "--gallery", type=click.Path(file_okay=False), help="Also write the cast's gallery folder here."
 )
-@click.option("--leave-out", multiple=True, help="A cast member the gallery leaves out (a stranger).")
+@movie_option("--leave-out", multiple=True, help="A cast member the gallery leaves out (a stranger).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write what was written as JSON.")
 @friendly_errors
-def movie(
-    preset: str,
-    seed: int,
-    seconds: float | None,
-    out: str,
-    gallery: str | None,
-    leave_out: tuple,
-    json_out: str | None,
-) -> None:
+def movie(out: str, gallery: str | None, json_out: str | None, **options: Any) -> None:
     """Compose an evaluation movie from real faces that ship in packages, with its truth (docs/DATA.md)."""
-    from mxn import api
-
-    made = api.make_movie(
-        out, preset=preset, seed=seed, seconds=seconds, gallery=gallery, leave_out=leave_out
-    )
+    made = api.make_movie(out, gallery=gallery, **options)
     click.echo(f"wrote {made.video} ({made.frames} frames, {made.shots} shots) and {made.truth}")
     if gallery:
         photos = made.photos
@@ -338,56 +298,26 @@ The face model then serves `mxn faces --model face.mxn` (tune its thresholds wit
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Face model to write (.mxn)."
 )
-@click.option(
+@train_option(
     "--identities", is_flag=True, help="SOURCES is one class-per-folder face data set: classify people."
 )
-@click.option("--width", type=float, default=0.25, show_default=True, help="Width multiplier.")
-@click.option(
-    "--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping may end sooner)."
-)
-@click.option("--stride", type=int, default=5, show_default=True, help="Faces from every N-th video frame.")
-@click.option("--max-faces", type=int, default=20000, show_default=True)
-@click.option("--detector", type=click.Choice(["hog", "haar", "mtcnn"]), default="hog", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--source", "source_note", help="What the card records as the training data (default: SOURCES)."
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@train_option("--width", type=float, show_default=True, help="Width multiplier.")
+@train_option("--epochs", type=int, show_default=True, help="Most epochs (early stopping may end sooner).")
+@train_option("--stride", type=int, show_default=True, help="Faces from every N-th video frame.")
+@train_option("--max-faces", type=int, show_default=True)
+@train_option("--detector", type=click.Choice(DETECTORS), show_default=True)
+@train_option("--seed", type=int, show_default=True)
+@train_option("--source", help="What the card records as the training data (default: SOURCES).")
+@quiet_option()
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the training report as JSON."
 )
 @friendly_errors
 def train_faces(
-    sources: tuple[str, ...],
-    out: str,
-    identities: bool,
-    width: float,
-    epochs: int,
-    stride: int,
-    max_faces: int,
-    detector: str,
-    seed: int,
-    source_note: str | None,
-    quiet: bool,
-    json_out: str | None,
+    sources: tuple[str, ...], out: str, quiet: bool, json_out: str | None, **options: Any
 ) -> None:
     """Train a face MXN (MobileNetV1, embedding exits) on the faces of SOURCES: videos, photos, folders."""
-    from mxn import api
-
-    trained = api.train_faces(
-        sources,
-        out,
-        identities=identities,
-        width=width,
-        epochs=epochs,
-        stride=stride,
-        max_faces=max_faces,
-        detector=detector,
-        seed=seed,
-        source=source_note,
-        progress=not quiet,
-        log=click.echo,
-    )
+    trained = api.train_faces(sources, out, progress=not quiet, log=click.echo, **options)
     click.echo(f"wrote {trained.path}")
     for key in ("heldout_cosine", "heldout_accuracy"):
         if key in trained.report:

@@ -1,15 +1,34 @@
 """``mxn ingest`` (index videos into a store) and ``mxn crops`` (a training set cut from an index).
 
-Both are thin layers over :mod:`ingest` through :mod:`mxn.api`.
+Both are thin layers over :mod:`mxn.ingest` through :mod:`mxn.api`; their
+options and defaults are :func:`mxn.api.ingest`'s and :func:`mxn.api.index_crops`'.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .common import friendly_errors, print_table, resumable, warn, write_json_file
+from mxn import api
+from mxn.ingest.config import MODES
+from mxn.query.settings import INDEX_MODES
+
+from .common import (
+    db_option,
+    friendly_errors,
+    job_option,
+    print_table,
+    quiet_option,
+    resumable,
+    warn,
+    write_json_file,
+)
+
+#: An option of ``mxn ingest``: its default is :func:`mxn.api.ingest`'s (IngestConfig's).
+option = partial(job_option, api.ingest)
 
 EXAMPLES_INGEST = """
 Examples:
@@ -37,107 +56,53 @@ A video already in the store (same content) is skipped unless --force.
 
 @click.command(epilog=EXAMPLES_INGEST)
 @click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
-@click.option(
+@db_option()
+@option(
     "--model",
-    "model_path",
-    default=None,
     type=click.Path(dir_okay=False),
     help="Model file (default: the bundled ingest model, or ground-truth CNN for gt-all).",
 )
-@click.option("--mode", type=click.Choice(["mxn", "focus", "gt-all"]), default="mxn", show_default=True)
-@click.option("--exits", default=None, help="Exits whose labels are aggregated, e.g. 0,1,2 (0 = first).")
-@click.option("--topk", type=int, default=2, show_default=True, help="Labels per exit (k'; Focus's K).")
-@click.option(
-    "--cluster-exit", type=int, default=None, help="Exit whose features are clustered (default: deepest)."
-)
-@click.option(
+@option("--mode", type=click.Choice(MODES), show_default=True)
+@option("--exits", help="Exits whose labels are aggregated, e.g. 0,1,2 (0 = first).")
+@option("--topk", type=int, show_default=True, help="Labels per exit (k'; Focus's K).")
+@option("--cluster-exit", type=int, help="Exit whose features are clustered (default: deepest).")
+@option(
     "--cluster-threshold",
     type=float,
-    default=0.1,
     show_default=True,
     help="Squared distance of unit features under which an object joins a cluster.",
 )
-@click.option("--max-clusters", type=int, default=100, show_default=True, help="Open clusters per label.")
-@click.option("--stride", type=int, default=1, show_default=True, help="Process every N-th frame.")
-@click.option(
-    "--warmup", type=int, default=45, show_default=True, help="Frames that warm the background model."
-)
-@click.option("--min-area", type=int, default=60, show_default=True, help="Smallest object mask, in pixels.")
-@click.option("--skip-static", is_flag=True, help="Skip frames where no block changed (DeepMon's test).")
-@click.option("--chunk-frames", type=int, default=900, show_default=True, help="Frames per committed chunk.")
-@click.option(
+@option("--max-clusters", type=int, show_default=True, help="Open clusters per label.")
+@option("--stride", type=int, show_default=True, help="Process every N-th frame.")
+@option("--warmup", type=int, show_default=True, help="Frames that warm the background model.")
+@option("--min-area", type=int, show_default=True, help="Smallest object mask, in pixels.")
+@option("--skip-static", is_flag=True, help="Skip frames where no block changed (DeepMon's test).")
+@option("--chunk-frames", type=int, show_default=True, help="Frames per committed chunk.")
+@option(
     "--range-frames",
     type=int,
-    default=9000,
     show_default=True,
     help="Frames per range, the unit of parallel work (part of the index: keep it to resume).",
 )
-@click.option(
+@option(
     "--crop-size",
     type=int,
-    default=128,
     show_default=True,
     help="Side of the representative crops kept for queries (match the GT-CNN's input).",
 )
-@click.option("--workers", type=int, default=None, help="Ingest on a local Dask cluster of N processes.")
-@click.option("--scheduler", default=None, help="Ingest on an existing Dask cluster (tcp://HOST:PORT).")
-@click.option("--force", is_flag=True, help="Re-ingest videos already in the store.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@option("--workers", type=int, help="Ingest on a local Dask cluster of N processes.")
+@option("--scheduler", help="Ingest on an existing Dask cluster (tcp://HOST:PORT).")
+@option("--force", is_flag=True, help="Re-ingest videos already in the store.")
+@quiet_option()
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the statistics as JSON.")
-@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the run.")
+@option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the run.")
 @friendly_errors
 def ingest(
-    videos: tuple[str, ...],
-    db: str | None,
-    model_path: str | None,
-    mode: str,
-    exits: str | None,
-    topk: int,
-    cluster_exit: int | None,
-    cluster_threshold: float,
-    max_clusters: int,
-    stride: int,
-    warmup: int,
-    min_area: int,
-    skip_static: bool,
-    chunk_frames: int,
-    range_frames: int,
-    crop_size: int,
-    workers: int | None,
-    scheduler: str | None,
-    force: bool,
-    quiet: bool,
-    json_out: str | None,
-    html: str | None,
+    videos: tuple[str, ...], quiet: bool, json_out: str | None, html: str | None, **options: Any
 ) -> None:
     """Index VIDEO files: moving objects, their aggregated top-k labels, per-label clusters."""
-    from mxn import api
-
     with resumable():
-        results = api.ingest(
-            videos,
-            db=db,
-            model=model_path,
-            mode=mode,
-            exits=exits,
-            topk=topk,
-            cluster_exit=cluster_exit,
-            cluster_threshold=cluster_threshold,
-            max_clusters=max_clusters,
-            stride=stride,
-            warmup=warmup,
-            min_area=min_area,
-            skip_static=skip_static,
-            chunk_frames=chunk_frames,
-            range_frames=range_frames,
-            crop_size=crop_size,
-            workers=workers,
-            scheduler=scheduler,
-            force=force,
-            progress=not quiet,
-            html=html,
-        )
+        results = api.ingest(videos, progress=not quiet, html=html, **options)
     _print_results(results)
     if html and Path(html).is_file():
         click.echo(f"wrote {Path(html)}")
@@ -199,6 +164,9 @@ def _print_results(results) -> None:
             )
 
 
+#: An option of ``mxn crops``: its default is :func:`mxn.api.index_crops`'.
+crops_option = partial(job_option, api.index_crops)
+
 EXAMPLES_CROPS = """
 Examples:
 
@@ -217,39 +185,19 @@ video, so one object's frames stay in one split.
 
 @click.command(epilog=EXAMPLES_CROPS)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="New folder to write.")
-@click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
-@click.option(
-    "--gt", default=None, type=click.Path(dir_okay=False), help="Ground-truth CNN (default: bundled)."
-)
-@click.option("--index", type=click.Choice(["mxn", "focus"]), default="mxn", show_default=True)
-@click.option("--video", default=None, help="Only this video (name, id or hash prefix).")
-@click.option("--every", type=int, default=1, show_default=True, help="Keep every N-th object.")
-@click.option(
-    "--block-seconds", type=float, default=10.0, show_default=True, help="Video time that goes to one split."
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Which blocks go to which split.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@db_option()
+@crops_option("--gt", type=click.Path(dir_okay=False), help="Ground-truth CNN (default: bundled).")
+@crops_option("--index", type=click.Choice(INDEX_MODES), show_default=True)
+@crops_option("--video", help="Only this video (name, id or hash prefix).")
+@crops_option("--every", type=int, show_default=True, help="Keep every N-th object.")
+@crops_option("--block-seconds", type=float, show_default=True, help="Video time that goes to one split.")
+@crops_option("--seed", type=int, show_default=True, help="Which blocks go to which split.")
+@quiet_option()
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the manifest as JSON too.")
 @friendly_errors
-def crops(
-    out: str,
-    db: str | None,
-    gt: str | None,
-    index: str,
-    video: str | None,
-    every: int,
-    block_seconds: float,
-    seed: int,
-    quiet: bool,
-    json_out: str | None,
-) -> None:
+def crops(out: str, quiet: bool, json_out: str | None, **options: Any) -> None:
     """Cut a training set from an index: its crops under the ground-truth CNN's labels."""
-    from mxn import api
-
-    manifest = api.index_crops(
-        out, db=db, gt=gt, index=index, video=video, every=every, block_seconds=block_seconds, seed=seed,
-        progress=not quiet,
-    )  # fmt: skip
+    manifest = api.index_crops(out, progress=not quiet, **options)
     labels = manifest["classes"]
     rows = [[split, *(counts.get(c, 0) for c in labels), sum(counts.values())]
             for split, counts in manifest["counts"].items()]  # fmt: skip

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
-from .common import fmt, friendly_errors, print_fit_report, print_table, write_json_file
+from mxn import api
+from mxn.spec import Backbone, Stem
+
+from .common import fmt, friendly_errors, job_option, print_fit_report, print_table, write_json_file
+
+#: Options whose defaults are those of :func:`mxn.api.train` and :func:`mxn.api.calibrate`.
+option = partial(job_option, api.train)
+calibrate_option = partial(job_option, api.calibrate)
 
 EXAMPLES_TRAIN = """
 Examples:
@@ -77,45 +85,35 @@ Examples:
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.mxn)."
 )
-@click.option(
-    "--backbone", type=click.Choice(["resnet18", "mobilenet_v1"]), default="resnet18", show_default=True
-)
-@click.option("--width", type=float, default=0.25, show_default=True, help="Width multiplier.")
-@click.option("--input-size", type=int, default=64, show_default=True, help="Input side in pixels.")
-@click.option("--exits", default=None, help="Exit positions, e.g. 1,2,4,6,8 (default: the backbone's).")
-@click.option("--stem", type=click.Choice(["imagenet", "cifar"]), default="imagenet", show_default=True)
-@click.option(
-    "--aggregation/--no-aggregation", default=True, show_default=True, help="Feature aggregation blocks."
-)
-@click.option("--loss", type=click.Choice(["ce", "focal"]), default="ce", show_default=True)
-@click.option("--gamma", type=float, default=2.0, show_default=True, help="Focal loss gamma.")
-@click.option("--exit-weights", default=None, help="Per-exit loss weights, e.g. 1,1,1,1,1.")
-@click.option(
-    "--epochs", type=int, default=30, show_default=True, help="Most epochs (early stopping may end sooner)."
-)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True, help="Initial learning rate.")
+@option("--backbone", type=click.Choice(get_args(Backbone)), show_default=True)
+@option("--width", type=float, show_default=True, help="Width multiplier.")
+@option("--input-size", type=int, show_default=True, help="Input side in pixels.")
+@option("--exits", help="Exit positions, e.g. 1,2,4,6,8 (default: the backbone's).")
+@option("--stem", type=click.Choice(get_args(Stem)), show_default=True)
+@option("--aggregation/--no-aggregation", show_default=True, help="Feature aggregation blocks.")
+@option("--loss", type=click.Choice(["ce", "focal"]), show_default=True)
+@option("--gamma", type=float, show_default=True, help="Focal loss gamma.")
+@option("--exit-weights", help="Per-exit loss weights, e.g. 1,1,1,1,1.")
+@option("--epochs", type=int, show_default=True, help="Most epochs (early stopping may end sooner).")
+@option("--batch-size", type=int, show_default=True)
+@option("--optimizer", type=click.Choice(["sgd", "adam"]), show_default=True)
+@option("--lr", type=float, show_default=True, help="Initial learning rate.")
 @click.option("--no-augment", is_flag=True, help="Train without augmentation.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--target-precision",
-    type=float,
-    default=0.99,
-    show_default=True,
-    help="Precision each exit's threshold must reach.",
+@option("--seed", type=int, show_default=True)
+@option(
+    "--target-precision", type=float, show_default=True, help="Precision each exit's threshold must reach."
 )
-@click.option(
+@option(
     "--init",
     type=click.Path(dir_okay=False),
     help="Start from this model's weights (same architecture and classes; any input size).",
 )
-@click.option(
+@option(
     "--teacher",
     type=click.Path(dir_okay=False),
     help="Label every image with this model's top-1 answer (learn to agree with a ground-truth CNN).",
 )
-@click.option(
+@option(
     "--soft-teacher",
     is_flag=True,
     help="Learn the teacher's probabilities, not only its top-1 (distillation; needs --teacher).",
@@ -123,28 +121,7 @@ Examples:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @friendly_errors
 def train_images(
-    data: tuple[str, ...],
-    out: str,
-    backbone: str,
-    width: float,
-    input_size: int,
-    exits: str | None,
-    stem: str,
-    aggregation: bool,
-    loss: str,
-    gamma: float,
-    exit_weights: str | None,
-    epochs: int,
-    batch_size: int,
-    optimizer: str,
-    lr: float,
-    no_augment: bool,
-    seed: int,
-    target_precision: float,
-    init: str | None,
-    teacher: str | None,
-    soft_teacher: bool,
-    json_out: str | None,
+    data: tuple[str, ...], out: str, no_augment: bool, json_out: str | None, **options: Any
 ) -> None:
     """Train a multi-exit network on a class-per-folder image directory.
 
@@ -154,32 +131,7 @@ def train_images(
     from the training images. Thresholds are
     calibrated on held-out images and stored in the model file.
     """
-    from mxn import api
-
-    trained = api.train(
-        data,
-        out,
-        backbone=backbone,
-        width=width,
-        input_size=input_size,
-        exits=exits,
-        stem=stem,
-        aggregation=aggregation,
-        loss=loss,
-        gamma=gamma,
-        exit_weights=exit_weights,
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        augment=not no_augment,
-        seed=seed,
-        target_precision=target_precision,
-        init=init,
-        teacher=teacher,
-        soft_teacher=soft_teacher,
-        log=click.echo,
-    )
+    trained = api.train(data, out, augment=not no_augment, log=click.echo, **options)
     print_fit_report(trained.report, trained.model.classes)
     click.echo(f"\nwrote {trained.path}")
     write_json_file(json_out, trained.to_dict())
@@ -214,15 +166,14 @@ def info(model_path: str, as_json: bool) -> None:
 @click.command(epilog=EXAMPLES_CALIBRATE)
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("--target-precision", type=float, default=0.99, show_default=True)
-@click.option(
+@calibrate_option("--target-precision", type=float, show_default=True)
+@calibrate_option(
     "--confidence",
     type=float,
-    default=0.95,
     show_default=True,
     help="How sure the precision margin must be (0.5: no margin).",
 )
-@click.option(
+@calibrate_option(
     "--out",
     "-o",
     type=click.Path(dir_okay=False),
@@ -245,8 +196,6 @@ def calibrate(
     DATA is a class-per-folder directory with the model's class names
     (a calibration/ sub-folder is used when present).
     """
-    from mxn import api
-
     cal = api.calibrate(model_path, data, target_precision, confidence, out)
     rows = [
         [i, fmt(e.threshold, pct=False), fmt(e.precision), fmt(e.coverage), e.reached]
@@ -266,8 +215,6 @@ def calibrate(
 @friendly_errors
 def evaluate(model_path: str, data: str, json_out: str | None) -> None:
     """Per-exit accuracy and early-exit results on labelled images in DATA."""
-    from mxn import api
-
     ev = api.evaluate(model_path, data)
     shares = ev.early_exit_share or [None] * len(ev.exit_accuracy)
     print_table(

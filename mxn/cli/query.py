@@ -1,14 +1,23 @@
-"""``mxn query`` and ``mxn tune query``: label queries and their thresholds (a thin layer over query/)."""
+"""``mxn query`` and ``mxn tune query``: label queries and their thresholds (a thin layer over query/).
+
+The two commands share ``--gt``, ``--qmodel`` and ``--index``, each with the
+default of its own API function (:func:`mxn.api.query`, :func:`mxn.api.tune_query`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
+from mxn import api
 from mxn.api import parse_time as parse_time  # the one parser of --from / --to (also mxn.api's start / end)
+from mxn.query.settings import DEFAULT_INDEX_RECALL_SHARE, INDEX_MODES, MODES
 
-from .common import friendly_errors, print_table, warn, write_json_file
+from .common import db_option, friendly_errors, job_option, print_table, quiet_option, warn, write_json_file
 
 EXAMPLES_QUERY = """
 Examples:
@@ -42,95 +51,66 @@ show 99% for them alone: tune on every camera's candidates together (one index o
 calibration clips, or --also-db), and each label's thresholds see them all.
 """
 
-_db = click.option("--db", default=None, help="Database URL (default: sqlite:///mxn.db, or $MXN_DB).")
-_gt = click.option(
-    "--gt",
-    "gt_path",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Ground-truth CNN (default: bundled).",
-)
-_qmodel = click.option(
-    "--qmodel",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Query MXN (default: the bundled focal one).",
-)
-_index = click.option(
-    "--index",
-    "index_mode",
-    type=click.Choice(["mxn", "focus"]),
-    default=None,
-    help="Which ingest's index to use (default: mxn when there is one).",
-)
+
+def _models(option: Callable) -> Callable:
+    """``--gt`` and ``--qmodel`` (the ground-truth CNN, the query MXN) by ``option``, as one decorator."""
+    gt = option("--gt", type=click.Path(dir_okay=False), help="Ground-truth CNN (default: bundled).")
+    qmodel = option(
+        "--qmodel", type=click.Path(dir_okay=False), help="Query MXN (default: the bundled focal one)."
+    )
+    return lambda command: gt(qmodel(command))
+
+
+def _index(option: Callable) -> Callable:
+    """``--index``, made by ``option``."""
+    return option(
+        "--index",
+        type=click.Choice(INDEX_MODES),
+        help="Which ingest's index to use (default: mxn when there is one).",
+    )
+
+
+#: Options whose defaults are those of :func:`mxn.api.query` and :func:`mxn.api.tune_query`.
+option = partial(job_option, api.query)
+tune_option = partial(job_option, api.tune_query)
 
 
 @click.command(epilog=EXAMPLES_QUERY)
 @click.argument("label")
-@click.option("--video", default="all", show_default=True, help="Video name (or id, or hash prefix), or all.")
-@click.option("--from", "start", default=None, help="Start of the time range (seconds or [h:]mm:ss).")
-@click.option("--to", "end", default=None, help="End of the time range.")
-@_db
-@_gt
-@_qmodel
-@click.option(
+@option("--video", show_default=True, help="Video name (or id, or hash prefix), or all.")
+@option("--from", param="start", help="Start of the time range (seconds or [h:]mm:ss).")
+@option("--to", param="end", help="End of the time range.")
+@db_option()
+@_models(option)
+@option(
     "--thresholds",
-    "thresholds_path",
-    default=None,
     type=click.Path(dir_okay=False),
     help="Thresholds file from `mxn tune query` (default: the query model's calibrated ones).",
 )
-@click.option("--mode", type=click.Choice(["mxn", "focus", "all"]), default="mxn", show_default=True)
-@_index
-@click.option(
-    "--out", default=None, type=click.Path(dir_okay=False), help="Write the answer (.json or .csv)."
-)
-@click.option("--sheet", default=None, type=click.Path(dir_okay=False), help="Write a contact sheet (.png).")
+@option("--mode", type=click.Choice(MODES), show_default=True)
+@_index(option)
+@option("--out", type=click.Path(dir_okay=False), help="Write the answer (.json or .csv).")
+@option("--sheet", type=click.Path(dir_okay=False), help="Write a contact sheet (.png).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached verdicts.")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the summary and answer as JSON."
 )
-@click.option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the answer.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@option("--html", type=click.Path(dir_okay=False), help="Write an HTML report of the answer.")
+@quiet_option()
 @friendly_errors
 def query(
     label: str,
-    video: str,
-    start: str | None,
-    end: str | None,
-    db: str | None,
-    gt_path: str | None,
-    qmodel: str | None,
-    thresholds_path: str | None,
-    mode: str,
-    index_mode: str | None,
     out: str | None,
     sheet: str | None,
-    no_cache: bool,
-    json_out: str | None,
     html: str | None,
+    no_cache: bool,
     quiet: bool,
+    json_out: str | None,
+    **options: Any,
 ) -> None:
     """Find the frames that show LABEL: candidates from the index, decided by MXN exits or the GT-CNN."""
-    from mxn import api
-
     result = api.query(
-        label,
-        video,
-        start,
-        end,
-        db=db,
-        gt=gt_path,
-        qmodel=qmodel,
-        thresholds=thresholds_path,
-        mode=mode,
-        index=index_mode,
-        out=out,
-        sheet=sheet,
-        cache=not no_cache,
-        progress=not quiet,
-        html=html,
-        log=warn,
+        label, out=out, sheet=sheet, html=html, cache=not no_cache, progress=not quiet, log=warn, **options
     )
     print_summary(result)
     for path in (out, sheet, html):
@@ -183,107 +163,61 @@ def print_summary(result) -> None:
 
 
 @click.command("query", epilog=EXAMPLES_TUNE)
-@_db
-@click.option(
+@db_option()
+@tune_option(
     "--also-db",
-    "also_db",
+    param="also",
     multiple=True,
     metavar="URL",
     help="Pool the candidates of this index too (repeatable): other cameras' calibration clips.",
 )
-@_gt
-@_qmodel
-@_index
-@click.option("--target-precision", type=float, default=0.99, show_default=True)
-@click.option("--target-recall", type=float, default=0.99, show_default=True, help="Bounds the rejections.")
-@click.option("--confidence", type=float, default=0.95, show_default=True, help="Of the Wilson margin.")
-@click.option("--holdout", type=float, default=0.5, show_default=True, help="Share of candidates held out.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@_models(tune_option)
+@_index(tune_option)
+@tune_option("--target-precision", type=float, show_default=True)
+@tune_option("--target-recall", type=float, show_default=True, help="Bounds the rejections.")
+@tune_option("--confidence", type=float, show_default=True, help="Of the Wilson margin.")
+@tune_option("--holdout", type=float, show_default=True, help="Share of candidates held out.")
+@tune_option("--seed", type=int, show_default=True)
 @click.option(
     "--no-reject", is_flag=True, help="Exits only accept; every other candidate goes to the GT-CNN."
 )
-@click.option(
+@tune_option(
     "--per-label/--shared",
-    default=True,
     show_default=True,
     help="Fit each label's thresholds on its own candidates, or one set for every label.",
 )
-@click.option(
+@tune_option(
     "--pooled/--per-exit",
-    "pooled_precision",
-    default=True,
+    param="pooled_precision",
     show_default=True,
     help="Target precision of all the exits' accepts together, or of every exit alone (the paper's).",
 )
-@click.option(
+@tune_option(
     "--index-stage/--no-index-stage",
-    default=True,
     show_default=True,
     help="Let the index's stored ingest score reject candidates first, for free.",
 )
-@click.option(
+@tune_option(
     "--index-share",
     type=click.FloatRange(0, 1),
-    default=None,
-    help="Share of the allowed recall loss the index stage may spend [default: 0.3, the tuner's].",
+    help="Share of the allowed recall loss the index stage may spend "
+    f"[default: {DEFAULT_INDEX_RECALL_SHARE:g}, the tuner's].",
 )
-@click.option(
+@tune_option(
     "--out",
-    default="query-thresholds.json",
     show_default=True,
     type=click.Path(dir_okay=False),
     help="Thresholds file to write (for mxn query --thresholds).",
 )
-@click.option(
-    "--plot", default=None, type=click.Path(dir_okay=False), help="Draw the trade-off curve (.png)."
-)
+@tune_option("--plot", type=click.Path(dir_okay=False), help="Draw the trade-off curve (.png).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 @friendly_errors
 def tune_query(
-    db: str | None,
-    also_db: tuple[str, ...],
-    gt_path: str | None,
-    qmodel: str | None,
-    index_mode: str | None,
-    target_precision: float,
-    target_recall: float,
-    confidence: float,
-    holdout: float,
-    seed: int,
-    no_reject: bool,
-    per_label: bool,
-    pooled_precision: bool,
-    index_stage: bool,
-    index_share: float | None,
-    out: str,
-    plot: str | None,
-    json_out: str | None,
-    quiet: bool,
+    out: str, plot: str | None, no_reject: bool, quiet: bool, json_out: str | None, **options: Any
 ) -> None:
     """Search per-exit query thresholds on the index's own candidates for a target precision."""
-    from mxn import api
-
-    result = api.tune_query(
-        db=db,
-        also=also_db,
-        gt=gt_path,
-        qmodel=qmodel,
-        index=index_mode,
-        target_precision=target_precision,
-        target_recall=target_recall,
-        confidence=confidence,
-        holdout=holdout,
-        seed=seed,
-        reject=not no_reject,
-        per_label=per_label,
-        pooled_precision=pooled_precision,
-        index_stage=index_stage,
-        index_share=index_share,
-        out=out,
-        plot=plot,
-        progress=not quiet,
-    )
+    result = api.tune_query(out=out, plot=plot, reject=not no_reject, progress=not quiet, **options)
     print_tuning(result)
     for path in (out, plot):
         if path:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import click
 
-from .common import friendly_errors, print_table, write_json_file
+from mxn import api
+
+from .common import friendly_errors, job_option, print_table, write_json_file
 from .models import print_difficulty
+
+#: Options whose defaults are those of :func:`mxn.api.render_traffic_video` and :func:`mxn.api.render_crops`.
+video_option = partial(job_option, api.render_traffic_video)
+crops_option = partial(job_option, api.render_crops)
 
 EXAMPLES_WORLD = """
 Examples:
@@ -62,13 +71,11 @@ def world_presets() -> None:
 
 
 @world.command("video", epilog=EXAMPLES_WORLD_VIDEO)
-@click.option(
-    "--preset", "-p", default="downtown", show_default=True, help="Camera preset (mxn world presets)."
-)
-@click.option("--seconds", type=float, default=60.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--size", default="640x360", show_default=True, help="Frame size WIDTHxHEIGHT.")
-@click.option("--fps", type=float, default=30.0, show_default=True)
+@video_option("--preset", "-p", show_default=True, help="Camera preset (mxn world presets).")
+@video_option("--seconds", type=float, show_default=True)
+@video_option("--seed", type=int, show_default=True)
+@video_option("--size", show_default=True, help="Frame size WIDTHxHEIGHT.")
+@video_option("--fps", type=float, show_default=True)
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Video to write (.mp4).")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the files, frames and speed as JSON."
@@ -79,8 +86,6 @@ def world_video(
 ) -> None:
     """Render a traffic clip and its per-frame truth (NAME.truth.jsonl beside it)."""
     from dataclasses import asdict
-
-    from mxn import api
 
     clip = api.render_traffic_video(out, preset, seconds, seed=seed, size=size, fps=fps)
     realtime = clip.render_fps / fps
@@ -95,41 +100,23 @@ def world_video(
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="Data-set folder to write."
 )
-@click.option("--size", type=int, default=64, show_default=True, help="Crop side in pixels.")
-@click.option(
-    "--seconds", type=float, default=None, help="Simulated seconds per preset for train (others: 30%)."
-)
-@click.option("--presets", default=None, help="Comma-separated presets (default: all).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
+@crops_option("--size", type=int, show_default=True, help="Crop side in pixels.")
+@crops_option("--seconds", type=float, help="Simulated seconds per preset for train (others: 30%).")
+@crops_option("--presets", help="Comma-separated presets (default: all).")
+@crops_option("--seed", type=int, show_default=True)
+@crops_option(
     "--source",
     type=click.Choice(["truth", "blobs"]),
-    default="truth",
     show_default=True,
     help="Boxes from the world's truth (jittered), or the background-subtraction blobs ingest finds.",
 )
-@click.option("--every", type=int, default=15, show_default=True, help="Frames between two crops of a track.")
-@click.option("--max-per-track", type=int, default=4, show_default=True, help="Crops per track at most.")
+@crops_option("--every", type=int, show_default=True, help="Frames between two crops of a track.")
+@crops_option("--max-per-track", type=int, show_default=True, help="Crops per track at most.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the manifest as JSON.")
 @friendly_errors
-def world_crops(
-    out: str,
-    size: int,
-    seconds: float | None,
-    presets: str | None,
-    seed: int,
-    source: str,
-    every: int,
-    max_per_track: int,
-    json_out: str | None,
-) -> None:
+def world_crops(out: str, json_out: str | None, **options: Any) -> None:
     """Cut a class-per-folder crops data set (train/val/calibration/test) from rendered worlds."""
-    from mxn import api
-
-    manifest = api.render_crops(
-        out, size=size, seconds=seconds, presets=presets, seed=seed, source=source, every=every,
-        max_per_track=max_per_track,
-    )  # fmt: skip
+    manifest = api.render_crops(out, **options)
     rows = [
         [c, *(manifest["counts"].get(s, {}).get(c, 0) for s in manifest["counts"])]
         for c in manifest["classes"]
