@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build mxn/default_models/face.mxn, offline, with the same commands a user runs on their own movie:
 #   1. a training movie (seed 200) and a calibration movie (seed 300) of the cast of real faces
-#      that ship in packages (facerec/movies.py, docs/DATA.md); the tests and benchmarks use other seeds;
+#      that ship in packages (mxn/datasets/movies/, docs/DATA.md); the tests and benchmarks use other seeds;
 #   2. `mxn train faces`: every face of the training movie (every 2nd frame), distilled from
 #      dlib's embeddings (centred, unit length) into the 4-exit MobileNetV1 face MXN;
 #   3. `mxn tune faces --into-model`: per-exit distance thresholds for 99% accuracy on the

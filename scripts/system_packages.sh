@@ -10,9 +10,9 @@
 # The packages, and what each is for:
 #   make         GNU make, which runs the Makefile (make setup, make demo, make test).
 #   opencv-doc   OpenCV's sample data: Megamind.avi and messi5.jpg, the faces of the demo's movie and of the
-#                face tests (read by facerec/sample_data.py). No pip wheel ships them. On other systems,
+#                face tests (read by mxn/datasets/sample_faces.py). No pip wheel ships them. On other systems,
 #                MXN_OPENCV_DATA=/a/folder holding both files replaces the package (this script and
-#                facerec/sample_data.py then look there only).
+#                mxn/datasets/sample_faces.py then look there only).
 #   postgresql   PostgreSQL's server programs (initdb, pg_ctl): the tests start a throwaway cluster of
 #                their own (tests/postgres.py). The demo does not need it.
 # Not listed: ffmpeg. Nothing runs it; OpenCV's pip wheel carries its own FFmpeg libraries.
@@ -75,7 +75,7 @@ purpose() {  # purpose PACKAGE: one line on what it is for and where it was look
         make) echo "GNU make, which runs the Makefile (make setup, make demo, make test)" ;;
         opencv-doc)
             echo "OpenCV's sample data Megamind.avi and messi5.jpg, the faces of the demo's movie and of the"
-            echo "                face tests (facerec/sample_data.py); not found in $(opencv_dir)"
+            echo "                face tests (mxn/datasets/sample_faces.py); not found in $(opencv_dir)"
             if [ -n "${MXN_OPENCV_DATA:-}" ]; then
                 echo "                (that folder is MXN_OPENCV_DATA: put both files there, or unset it to use opencv-doc)"
             fi
