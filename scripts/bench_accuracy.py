@@ -21,22 +21,20 @@ otherwise the crops are rendered into ``out/bench-crops-<mode>`` first.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
 import numpy as np
+from harness import new_parser, write_result
 
 from mxn.calibration import exit_precision_recall
 from mxn.datasets.world.crop_set import CropConfig, build_crops
 from mxn.images import load_dataset
-from mxn.jsonfile import write_json
 from mxn.network import build_network
 from mxn.runner import ExitRunner
 from mxn.spec import NetworkSpec
@@ -98,9 +96,7 @@ def accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (a few minutes on 2 cores)")
-    parser.add_argument("--json", help="write the results here")
+    parser = new_parser(__doc__, "CI-sized run (a few minutes on 2 cores)")
     parser.add_argument("--data", help="an existing crops folder (mxn world crops)")
     parser.add_argument("--epochs", type=int, help="override the mode's epochs")
     args = parser.parse_args()
@@ -184,8 +180,7 @@ def main() -> int:
         print(f"  focal precision gain {gain:+.2f} points (mean over exits), higher on {higher} exits")
     results["paper"] = PAPER
     print(f"\ntargets met: {results['targets_met']}")
-    if args.json:
-        print(f"wrote {write_json(args.json, results)}")
+    write_result(args.json, results)
     return 0
 
 

@@ -31,23 +31,20 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 import traceback
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
 import cv2
 import numpy as np
+from harness import new_parser, write_result
 
 from mxn.datasets.sample_faces import ASTRONAUT_FACE, astronaut, carphone_frames
 from mxn.facerec.detection import make_detector
 from mxn.images import box_iou
-from mxn.jsonfile import write_json
 
 WIDTH, HEIGHT = 640, 360
 MATCH_IOU = 0.3
@@ -152,12 +149,7 @@ def consensus(per_detector: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="face detectors: speed and recall on real faces")
-    parser.add_argument(
-        "--quick", action="store_true", help="every 4th carphone frame, fewer astronaut scenes"
-    )
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    args = new_parser(__doc__, "every 4th carphone frame, fewer astronaut scenes").parse_args()
     results: dict = {
         "frame_size": [WIDTH, HEIGHT],
         "match_iou": MATCH_IOU,
@@ -227,16 +219,15 @@ def main() -> int:
                 1, sum(s["faces"] for s in all_faces)
             )
             entry["false_faces_total"] = sum(s["false_faces"] for s in entry["sets"].values())
-        print_table(results, scenes)
+        print_detectors(results, scenes)
     except Exception as err:  # the benchmark reports, it never fails the caller
         results["error"] = f"{type(err).__name__}: {err}"
         traceback.print_exc()
-    if args.json:
-        print(f"wrote {write_json(args.json, results)}")
+    write_result(args.json, results)
     return 0
 
 
-def print_table(results: dict, scenes: list) -> None:
+def print_detectors(results: dict, scenes: list) -> None:
     c = results["carphone"]
     every = "every frame" if c["step"] == 1 else f"every {c['step']}th frame"
     print(

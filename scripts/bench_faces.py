@@ -33,10 +33,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -45,25 +42,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts"):  # run from a checkout without installing; bench_ingest's helpers
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
-import numpy as np  # noqa: E402
-from bench_ingest import QUIET_SHARE, CpuWatch  # noqa: E402
+import numpy as np
+from harness import QUIET_SHARE, CpuWatch, choose_preset, machine, median, new_parser, write_result
 
-from mxn.datasets.movies import make_movie, movie_presets, read_truth, write_gallery, write_movie  # noqa: E402
-from mxn.facerec.detection import aligned_crops, detect_faces, largest_box  # noqa: E402
-from mxn.facerec.evaluation import build_sample, detect_movie, truth_sample  # noqa: E402
-from mxn.facerec.labeller import DEFAULT_ALPHA, FaceLabeller  # noqa: E402
-from mxn.facerec.model import FaceMXN  # noqa: E402
-from mxn.facerec.oracle import FaceEmbedder, Gallery, GalleryOracle  # noqa: E402
-from mxn.facerec.tuning import plot_alpha_sweep, sweep_alpha, truth_accuracy, tune_thresholds  # noqa: E402
-from mxn.images import read_image  # noqa: E402
-from mxn.jsonfile import write_json  # noqa: E402
-from mxn.media.video import iter_frames  # noqa: E402
+from mxn.datasets.movies import make_movie, movie_presets, read_truth, write_gallery, write_movie
+from mxn.facerec.detection import aligned_crops, detect_faces, largest_box
+from mxn.facerec.evaluation import build_sample, detect_movie, truth_sample
+from mxn.facerec.labeller import DEFAULT_ALPHA, FaceLabeller
+from mxn.facerec.model import FaceMXN
+from mxn.facerec.oracle import FaceEmbedder, Gallery, GalleryOracle
+from mxn.facerec.tuning import plot_alpha_sweep, sweep_alpha, truth_accuracy, tune_thresholds
+from mxn.images import read_image
+from mxn.media.video import iter_frames
 
 TARGET_SPEEDUP = 5.0
 TARGET_ACCURACY = 0.99
@@ -239,7 +231,7 @@ def run(settings: Settings, workdir: Path, plot: Path | None) -> dict[str, Any]:
     accuracy_oracle = truth_accuracy(oracle_names, found.truth, people)
     accuracy_mxn = truth_accuracy(labels, found.truth, people)
     accuracy_last = truth_accuracy([d.label for d in last_decisions], found.truth, people)
-    seconds = {k: statistics.median(v) for k, v in samples.items()}
+    seconds = {k: median(v) for k, v in samples.items()}
     detection_s = found.detect_seconds + decode_s
     speedup = seconds["oracle"] / seconds["mxn"]
     end_to_end = (detection_s + seconds["oracle"]) / (detection_s + seconds["mxn"])
@@ -347,33 +339,22 @@ def print_report(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run")
-    parser.add_argument("--json", help="write every number here")
-    parser.add_argument("--plot", help="Fig. 5.6 PNG (default: beside the JSON)")
+    parser = new_parser(__doc__, "CI-sized run", json="write every number here")
+    parser.add_argument("--plot", type=Path, help="Fig. 5.6 PNG (default: beside the JSON)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--seconds", type=float, help="test movie length")
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
-    changes = {
-        k: v for k, v in (("seed", args.seed), ("repeats", args.repeats), ("seconds", args.seconds)) if v
-    }
-    settings = Settings(**{**asdict(settings), **changes})
-    plot = Path(args.plot) if args.plot else (Path(args.json).with_suffix(".png") if args.json else None)
+    settings = choose_preset(args, QUICK, FULL, seed=args.seed, repeats=args.repeats, seconds=args.seconds)
+    plot = args.plot or (args.json.with_suffix(".png") if args.json else None)
     print(f"{'quick' if settings.quick else 'full'} run: {settings}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_faces_") as tmp:
         result = run(settings, Path(tmp), plot)
     result["settings"] = asdict(settings)
-    result["machine"] = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
+    result["machine"] = machine()
     result["paper"] = PAPER
     print_report(result)
-    if args.json:
-        print(f"wrote {write_json(args.json, result)}")
+    write_result(args.json, result)
     return 0
 
 

@@ -57,9 +57,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -81,19 +81,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import cv2
+import numpy as np
+from harness import choose_preset, new_parser, write_result
+from sqlalchemy import create_engine, text
+from tqdm.auto import tqdm
+
+#: The checkout: its bundled models, its git state, and tests/postgres.py.
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from mxn.jsonfile import write_json  # noqa: E402
-
 #: The command every step runs: the installed package, as ``mxn`` would.
 MXN = (sys.executable, "-m", "mxn.cli")
 MODELS = ROOT / "mxn" / "default_models"
@@ -1367,6 +1365,19 @@ def concurrent_trial(
     return trial
 
 
+def tests_postgres() -> ModuleType:
+    """tests/postgres.py (a private PostgreSQL server in a temp folder), loaded from its file.
+
+    tests/ is no package and not on ``sys.path``; loading the one file leaves ``sys.path`` alone.
+    """
+    spec = importlib.util.spec_from_file_location("postgres", ROOT / "tests" / "postgres.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {ROOT / 'tests' / 'postgres.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def concurrent_writers(
     inputs: Inputs, preset: Preset, references: dict[str, dict], quick: bool
 ) -> dict[str, Any]:
@@ -1384,10 +1395,8 @@ def concurrent_writers(
             concurrent_trial(what, sqlite_url(db), videos, inputs, references[key], folder)
         )
         bar.update()
-    sys.path.insert(0, str(ROOT / "tests"))
     try:
-        import postgres  # tests/postgres.py: a private server in a temp folder
-
+        postgres = tests_postgres()
         with postgres.throwaway_postgres() as server:
             for what, videos in plan:
                 url = postgres.create_database(server)
@@ -1399,8 +1408,6 @@ def concurrent_writers(
                 bar.update()
     except Exception as err:  # (no PostgreSQL here: said in the JSON, and the trials are missing)
         results["postgresql_unavailable"] = f"{type(err).__name__}: {err}"[:500]
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
     bar.close()
     return results
 
@@ -1537,11 +1544,9 @@ def campaign(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="CI-sized campaign (3 kills per job, ~14 bad inputs)"
+    parser = new_parser(
+        __doc__, "CI-sized campaign (3 kills per job, ~14 bad inputs)", json="write every trial and case here"
     )
-    parser.add_argument("--json", help="write every trial and case here")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill times and the bad inputs")
     parser.add_argument("--kills", type=int, help="kill trials per job (default 3 quick, 20 full)")
     parser.add_argument("--jobs", type=int, default=2, help="bad-input cases run at once (default 2)")
@@ -1553,9 +1558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     phases = set(PHASES if args.only is None else args.only.split(","))
     if not phases <= PHASES:
         parser.error(f"--only: unknown phases {sorted(phases - PHASES)}; choose from {sorted(PHASES)}")
-    preset = QUICK if args.quick else FULL
-    if args.kills is not None:
-        preset = Preset(**{**preset.__dict__, "kill_trials": args.kills})
+    preset = choose_preset(args, QUICK, FULL, kill_trials=args.kills)
     if args.keep:
         work = Path(args.keep).resolve()
         if work.exists() and any(work.iterdir()):
@@ -1569,8 +1572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bad_inputs_clean_error {result['bad_inputs_clean_error']}/{result['bad_inputs']}, "
         f"concurrent_ok {result['concurrent_ok']}/{result['concurrent_trials']}; {result['seconds']:.0f} s"
     )
-    if args.json:
-        print(f"wrote {write_json(args.json, result)}")
+    write_result(args.json, result)
     return 0
 
 

@@ -44,42 +44,50 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import faiss
+import numpy as np
+import tensorflow as tf
+from harness import (
+    CpuWatch,
+    above_quiet,
+    at_least,
+    choose_preset,
+    fmt,
+    median,
+    new_parser,
+    print_header,
+    ratio,
+    targets_met,
+    time_calls,
+    verdict,
+    write_result,
+)
+from traffic_setup import ClipSettings, add_clip_arguments, clip_overrides, load_models
 
-from mxn.datasets.world.presets import PRESETS  # noqa: E402
-from mxn.datasets.world.video import render_clip  # noqa: E402
-from mxn.defaults import default_model_path, load_default_model  # noqa: E402
-from mxn.flops import exit_macs  # noqa: E402
-from mxn.images import resize_batch, square_crop  # noqa: E402
-from mxn.ingest.aggregation import indexing_count, topk_mask  # noqa: E402
-from mxn.ingest.config import IngestConfig  # noqa: E402
-from mxn.ingest.distributed import DistributedIngest, dask_client  # noqa: E402
-from mxn.ingest.extraction import ExtractorConfig  # noqa: E402
-from mxn.ingest.pipeline import Detection, VideoIngest, detect_objects  # noqa: E402
-from mxn.jsonfile import write_json  # noqa: E402
-from mxn.media.video import probe  # noqa: E402
-from mxn.modelfile import MXNModel, load_model  # noqa: E402
-from mxn.storage.store import Store  # noqa: E402
+from mxn.datasets.world.presets import PRESETS
+from mxn.defaults import default_model_path
+from mxn.flops import exit_macs
+from mxn.images import resize_batch, square_crop
+from mxn.ingest.aggregation import indexing_count, topk_mask
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.distributed import DistributedIngest, dask_client
+from mxn.ingest.pipeline import Detection, VideoIngest, detect_objects
+from mxn.media.video import probe
+from mxn.modelfile import MXNModel, load_model
+from mxn.storage.store import Store
 
 #: A configuration qualifies when its frame-level recall (min over classes) reaches this.
 TARGET_RECALL = 0.99
@@ -91,8 +99,6 @@ TARGET_FLOOR_FRACTION = 0.4
 TARGET_MEMORY_RATIO = 1.15
 #: The dissertation's Table 5.11: MXN vs Focus ingest speed-up over 8 videos.
 PAPER = {"speedup_vs_focus_range": [1.06, 1.41]}
-#: A timed run counts as undisturbed when other processes took at most this share of the CPU.
-QUIET_SHARE = 0.1
 MODES = ("focus", "mxn", "gt-all")
 STAGES = ("decode_s", "extract_s", "model_s", "cluster_s", "store_s")
 
@@ -101,31 +107,17 @@ STAGES = ("decode_s", "extract_s", "model_s", "cluster_s", "store_s")
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(ClipSettings):
     """Sizes of one benchmark run (the quick preset or the full one, plus command-line overrides)."""
 
-    quick: bool
-    presets: tuple[str, ...]
-    seconds: float
-    size: tuple[int, int]
-    fps: float
-    seed: int
     rounds: int  # timed ingests per mode, alternating the order; medians over them
     floor_repeats: int
     timing_objects: int  # crops the per-depth model cost is timed on
     timing_repeats: int
-    warmup: int  # background-model warm-up frames
-    chunk_frames: int
     memory_preset: str
     memory_seconds: tuple[float, float]
     workers_seconds: float  # the clip of the workers check (same preset as the memory check)
     workers_ranges: int  # ranges it is split into (each a whole number of chunks)
-
-    def config(self, **changes: Any) -> IngestConfig:
-        """The ingest settings every run of this benchmark shares, with ``changes``."""
-        return IngestConfig(
-            chunk_frames=self.chunk_frames, extractor=ExtractorConfig(warmup=self.warmup), **changes
-        )
 
 
 QUICK = Settings(
@@ -140,44 +132,7 @@ FULL = Settings(
 )  # fmt: skip
 
 
-# -- machine load and memory ----------------------------------------------------------------------------
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has been busy since boot (Linux), or ``None``."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class CpuWatch:
-    """How much CPU *other* processes take while we measure (the timings assume the machine is ours)."""
-
-    busy: float | None
-    own: float
-    wall: float
-
-    @classmethod
-    def start(cls) -> CpuWatch:
-        return cls(busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
-
-    def others_share(self) -> float | None:
-        """Share of the machine's CPU capacity other processes used since :meth:`start`."""
-        busy, wall = busy_cpu_seconds(), time.perf_counter() - self.wall
-        if self.busy is None or busy is None or wall <= 0:
-            return None
-        others = (busy - self.busy) - (own_cpu_seconds() - self.own)
-        return max(0.0, others) / (wall * (os.cpu_count() or 1))
+# -- memory ---------------------------------------------------------------------------------------------
 
 
 def reset_peak_rss() -> bool:
@@ -198,10 +153,6 @@ def peak_rss_mb() -> float:
     if found:
         return int(found.group(1)) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
 
 
 # -- the probe ------------------------------------------------------------------------------------------
@@ -311,19 +262,6 @@ def timing_crops(crops: np.ndarray, count: int) -> np.ndarray:
         raise ValueError("no objects to time the model on")
     index = np.linspace(0, len(crops) - 1, min(count, len(crops))).round().astype(int)
     return np.resize(crops[index], (count, *crops.shape[1:]))
-
-
-def time_calls(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median seconds of each call, after one untimed warm-up each; repeats interleave the calls."""
-    for call in calls.values():
-        call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: median(s) for name, s in samples.items()}
 
 
 def model_costs(
@@ -610,7 +548,7 @@ def calibrate_indexing(
     video: Path, tmp: Path, model: MXNModel, settings: Settings, crops: dict[int, np.ndarray]
 ) -> dict:
     """Seconds per (object, label) indexing from one default MXN ingest: (cluster_s + store_s) / indexing."""
-    config = settings.config(mode="mxn")
+    config = settings.ingest_config(mode="mxn")
     warm_graphs(model, config, crops)
     run = ingest_once(video, tmp / f"{video.stem}-calibration.db", model, config)
     unit = (run["cluster_s"] + run["store_s"]) / max(run["indexing"], 1)
@@ -619,14 +557,10 @@ def calibrate_indexing(
 
 def run_configs(settings: Settings, focus: Choice, mxn: Choice) -> dict[str, IngestConfig]:
     return {
-        "focus": settings.config(mode="focus", exits=focus.exits, topk=focus.topk),
-        "mxn": settings.config(mode="mxn", exits=mxn.exits, topk=mxn.topk),
-        "gt-all": settings.config(mode="gt-all"),
+        "focus": settings.ingest_config(mode="focus", exits=focus.exits, topk=focus.topk),
+        "mxn": settings.ingest_config(mode="mxn", exits=mxn.exits, topk=mxn.topk),
+        "gt-all": settings.ingest_config(mode="gt-all"),
     }
-
-
-def ratio(top: float, bottom: float) -> float | None:
-    return top / bottom if bottom > 0 else None
 
 
 def summarise(
@@ -667,16 +601,8 @@ def summarise(
 def bench_preset(name: str, settings: Settings, models: dict[str, MXNModel], tmp: Path) -> dict[str, Any]:
     """Steps 1-6 for one camera preset."""
     say = lambda text: print(f"  [{name}] {text}", flush=True)  # noqa: E731
-    clip = render_clip(
-        tmp / f"{name}.mp4",
-        name,
-        settings.seconds,
-        settings.seed,
-        settings.size,
-        settings.fps,
-        progress=False,
-    )
-    config = settings.config()
+    clip = settings.render(tmp / f"{name}.mp4", name)
+    config = settings.ingest_config()
     floor = time_floor(clip.video, config, settings.floor_repeats)
     say(f"{clip.frames} frames rendered; floor {floor['frames_per_s']:.0f} frames/s; probing ...")
     probe_ = run_probe(clip.video, config, models["ingest"], models["gt"])
@@ -743,8 +669,7 @@ def child_ingest(
     argv = [sys.executable, "-c", CHILD, "ingest", str(video), "--db", f"sqlite:///{db}", "--mode", "mxn"]
     argv += ["--exits", ",".join(map(str, exits)), "--topk", str(topk), "--warmup", str(settings.warmup)]
     argv += ["--chunk-frames", str(settings.chunk_frames), "--quiet", "--json", str(stats_json)]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "BENCH_STATUS": str(status_file)}
+    env = {**os.environ, "BENCH_STATUS": str(status_file)}
     start = time.perf_counter()
     with open(log, "w") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
@@ -766,15 +691,7 @@ def bench_memory(settings: Settings, tmp: Path, mxn: dict[str, Any] | None) -> d
     out: dict[str, Any] = {"preset": settings.memory_preset, "exits": list(exits), "topk": topk, "runs": []}
     for seconds in settings.memory_seconds:
         name = f"memory-{round(seconds)}s"
-        clip = render_clip(
-            tmp / f"{name}.mp4",
-            settings.memory_preset,
-            seconds,
-            settings.seed,
-            settings.size,
-            settings.fps,
-            progress=False,
-        )
+        clip = settings.render(tmp / f"{name}.mp4", settings.memory_preset, seconds)
         run = child_ingest(clip.video, tmp / f"{name}.db", settings, exits, topk)
         run["clip_seconds"] = seconds
         out["runs"].append(run)
@@ -800,14 +717,11 @@ def bench_workers(settings: Settings, tmp: Path, mxn: dict[str, Any] | None) -> 
     this); cluster start-up is not timed.
     """
     exits, topk = (tuple(mxn["exits"]), mxn["topk"]) if mxn else (None, 2)
-    clip = render_clip(
-        tmp / "workers.mp4", settings.memory_preset, settings.workers_seconds, settings.seed,
-        settings.size, settings.fps, progress=False,
-    )  # fmt: skip
+    clip = settings.render(tmp / "workers.mp4", settings.memory_preset, settings.workers_seconds)
     frames = probe(clip.video).frame_count
     chunks = -(-frames // settings.chunk_frames)
     range_frames = settings.chunk_frames * -(-chunks // settings.workers_ranges)
-    config = settings.config(mode="mxn", exits=exits, topk=topk, range_frames=range_frames)
+    config = settings.ingest_config(mode="mxn", exits=exits, topk=topk, range_frames=range_frames)
     model_path = default_model_path("ingest")
     out: dict[str, Any] = {"preset": settings.memory_preset, "frames": frames, "range_frames": range_frames}
     runs: dict[str, dict[str, Any]] = {}
@@ -870,9 +784,7 @@ def evaluate_targets(presets: dict[str, dict], memory: dict | None) -> tuple[dic
     """Per target: its threshold, the per-preset values, and whether it was met (None: not applicable)."""
 
     def per_preset(key: str, threshold: float, only: Callable[[dict], bool] = lambda p: True) -> dict:
-        values = {n: p[key] for n, p in presets.items() if only(p)}
-        met = None if not values else all(v is not None and v >= threshold for v in values.values())
-        return {"threshold": threshold, "values": values, "met": met}
+        return at_least({n: p[key] for n, p in presets.items() if only(p)}, threshold)
 
     lowered = lambda p: p["aggregation_lowered_k"]  # noqa: E731
     detail = {
@@ -887,20 +799,16 @@ def evaluate_targets(presets: dict[str, dict], memory: dict | None) -> tuple[dic
             "values": {memory["preset"]: memory["ratio"]},
             "met": memory["ratio"] <= TARGET_MEMORY_RATIO,
         }
-    return detail, {k: v["met"] for k, v in detail.items()}
+    return detail, targets_met(detail)
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def print_table(presets: dict[str, dict]) -> None:
+def print_presets(presets: dict[str, dict]) -> None:
     header = (
         f"{'preset':11s} {'frames':>6s} {'objects':>7s} {'focus e,K':>9s} {'mxn S':>11s} {'k`':>2s} "
         f"{'#idx F':>7s} {'#idx M':>7s} {'recall':>6s} {'vs F':>6s} {'model/GT':>8s} {'vs GT':>6s} "
         f"{'floor':>6s} {'RSS MB':>6s}"
     )
-    print("\n" + header + "\n" + "-" * len(header))
+    print_header(header)
     for name, p in presets.items():
         f, m = p["focus_config"], p["mxn_config"]
         exits, focus = ",".join(map(str, m["exits"])), f"{f['exits'][0]},{f['topk']}"
@@ -947,8 +855,7 @@ def print_targets(detail: dict[str, Any]) -> None:
     for key, d in detail.items():
         values = ", ".join(f"{n} {fmt(v, '.3f')}" for n, v in d["values"].items()) or "no preset applies"
         sign = "<=" if key == "memory_ratio" else ">="
-        verdict = {True: "met", False: "NOT met", None: "n/a"}[d["met"]]
-        print(f"  {key:27s} {sign} {d['threshold']:<5g} {verdict:8s} ({values})")
+        print(f"  {key:27s} {sign} {d['threshold']:<5g} {verdict(d['met']):8s} ({values})")
 
 
 def print_disturbance(presets: dict[str, dict]) -> None:
@@ -957,11 +864,9 @@ def print_disturbance(presets: dict[str, dict]) -> None:
     ]
     known = [s for s in shares if s is not None]
     if known:
-        busy = sum(s > QUIET_SHARE for s in known)
         print(
             f"CPU taken by other processes during the timed ingests: max {max(known):.0%}, "
-            f"{busy} of {len(known)} runs above {QUIET_SHARE:.0%}"
-            + (" (those timings are disturbed: rerun on a quiet machine)" if busy else "")
+            + above_quiet(known, "runs")
         )
 
 
@@ -970,30 +875,19 @@ def describe(settings: Settings, models: dict[str, MXNModel]) -> dict[str, Any]:
     macs = exit_macs(ingest.network)
     gt_macs = exit_macs(gt.network)[-1]
     return {
-        "mode": "quick" if settings.quick else "full",
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
-        "ingest_config": settings.config().index_key(),
+        **settings.describe(),
+        "ingest_config": settings.ingest_config().index_key(),
         "ingest_model_macs_per_exit": macs,
         "gt_model_macs": gt_macs,
         "gt_macs_over_exit_macs": [gt_macs / m for m in macs],
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "faiss_threads": faiss.omp_get_max_threads(),
-        "load_average_at_start": list(os.getloadavg()),
     }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (~2 minutes)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
-    parser.add_argument("--presets", help=f"comma-separated presets (default: all of {', '.join(PRESETS)})")
-    parser.add_argument("--seconds", type=float, help="clip length per preset")
-    parser.add_argument("--size", help="frame size WxH, e.g. 640x360")
-    parser.add_argument("--fps", type=float, help="frame rate of the clips")
-    parser.add_argument("--seed", type=int, help="world seed")
+    parser = new_parser(__doc__, "CI-sized run (~2 minutes)")
+    add_clip_arguments(parser, seconds="clip length per preset", seed="world seed")
     parser.add_argument("--rounds", type=int, help="timed ingests per mode (alternating order)")
     parser.add_argument("--memory-preset", choices=sorted(PRESETS), help="preset of the memory check")
     parser.add_argument("--memory-seconds", help="the two clip lengths of the memory check, e.g. 60,600")
@@ -1011,26 +905,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def two_lengths(text: str | None) -> tuple[float, float] | None:
+    """``--memory-seconds``: the short and the long clip's seconds, e.g. ``60,600``."""
+    if not text:
+        return None
+    short, long = (float(v) for v in text.split(","))
+    return short, long
+
+
 def make_settings(args: argparse.Namespace) -> Settings:
     """The preset (quick or full) with the command line's overrides."""
-    s = QUICK if args.quick else FULL
-    changes: dict[str, Any] = {}
-    if args.presets:
-        names = tuple(n.strip() for n in args.presets.split(",") if n.strip())
-        unknown = [n for n in names if n not in PRESETS]
-        if unknown or not names:
-            raise SystemExit(f"unknown preset(s) {unknown}; choose from {', '.join(PRESETS)}")
-        changes["presets"] = names
-    if args.size:
-        width, _, height = args.size.lower().partition("x")
-        changes["size"] = (int(width), int(height))
-    if args.memory_seconds:
-        short, long = (float(v) for v in args.memory_seconds.split(","))
-        changes["memory_seconds"] = (short, long)
-    for key in ("seconds", "fps", "seed", "rounds", "memory_preset"):
-        if getattr(args, key) is not None:
-            changes[key] = getattr(args, key)
-    return replace(s, **changes)
+    return choose_preset(
+        args, QUICK, FULL, **clip_overrides(args), rounds=args.rounds, memory_preset=args.memory_preset,
+        memory_seconds=two_lengths(args.memory_seconds),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1040,7 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faiss.omp_set_num_threads(args.faiss_threads)
         os.environ["OMP_NUM_THREADS"] = str(args.faiss_threads)
     settings = make_settings(args)
-    models = {"ingest": load_default_model("ingest"), "gt": load_default_model("gt")}
+    models = load_models(("ingest", "gt"))
     config = describe(settings, models)
     print(
         f"{config['mode']} run: presets {', '.join(settings.presets)}; {settings.seconds:g} s clips at "
@@ -1062,7 +950,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             chosen = presets.get(settings.memory_preset, {}).get("mxn_config")
             workers = bench_workers(settings, Path(tmp), chosen)
     detail, met = evaluate_targets(presets, memory)
-    print_table(presets)
+    print_presets(presets)
     print_stages(presets)
     print_limits(presets)
     if memory:
@@ -1081,18 +969,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{PAPER['speedup_vs_focus_range'][1]}x; total time {elapsed:.0f} s"
     )
     print_disturbance(presets)
-    if args.json:
-        report = {
-            "config": config,
-            "presets": presets,
-            "memory": memory,
-            "workers": workers,
-            "targets": detail,
-            "targets_met": met,
-            "paper": PAPER,
-            "seconds": elapsed,
-        }
-        print(f"wrote {write_json(args.json, report)}")
+    report = {
+        "config": config,
+        "presets": presets,
+        "memory": memory,
+        "workers": workers,
+        "targets": detail,
+        "targets_met": met,
+        "paper": PAPER,
+        "seconds": elapsed,
+    }
+    write_result(args.json, report)
     return 0
 
 

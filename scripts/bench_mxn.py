@@ -37,26 +37,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import json
 import os
-import platform
-import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if importlib.util.find_spec("mxn") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
 import keras
 import numpy as np
 import tensorflow as tf
+from harness import (
+    QUIET_SHARE,
+    CpuWatch,
+    choose_preset,
+    given,
+    host,
+    is_quiet,
+    median,
+    new_parser,
+    print_header,
+    quiet_indices,
+    timed,
+    write_result,
+)
 from sklearn.datasets import load_digits
 
 from mxn.flops import network_macs, prefix_batching_bound
@@ -71,9 +77,6 @@ PAPER = {"prefix_batching_speedup": 3.89, "training_speedup": 5.11}
 #: What a run should reach: a share of the MAC bound, or a plain speed-up.
 TARGET_FRACTION_OF_BOUND = 0.9
 TARGET_EARLY_EXIT_SPEEDUP = 3.0
-#: A sample counts as undisturbed when other processes took at most this
-#: share of the machine's CPU while it was taken (the machine may be shared).
-QUIET_SHARE = 0.1
 
 
 # -- configuration ------------------------------------------------------------
@@ -158,17 +161,6 @@ FULL = BenchConfig(
 # -- helpers ------------------------------------------------------------------
 
 
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def synthetic_digits(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits, upscaled to ``size`` and coloured at random.
 
@@ -194,58 +186,6 @@ def build_models(spec: NetworkSpec) -> tuple[MultiExitNetwork, list[MultiExitNet
     mxn = build_network(spec)
     singles = [build_network(spec.replace(exits=(e,), aggregation=False)) for e in spec.exits]
     return mxn, singles
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has been busy since boot (Linux), or ``None``."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class CpuWatch:
-    """Watches how much CPU *other* processes take while we measure.
-
-    The timings assume the machine is ours; a share well above zero means
-    someone else's work competed for the cores and the numbers are disturbed.
-    """
-
-    busy: float | None
-    own: float
-    wall: float
-
-    @classmethod
-    def start(cls) -> CpuWatch:
-        return cls(busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
-
-    def others_share(self) -> float | None:
-        """Share of the machine's CPU capacity other processes used since :meth:`start`."""
-        busy, wall = busy_cpu_seconds(), time.perf_counter() - self.wall
-        if self.busy is None or busy is None or wall <= 0:
-            return None
-        others = (busy - self.busy) - (own_cpu_seconds() - self.own)
-        return max(0.0, others) / (wall * (os.cpu_count() or 1))
-
-
-def is_quiet(share: float | None) -> bool:
-    """Whether other processes stayed (nearly) idle while a sample was taken."""
-    return share is not None and share <= QUIET_SHARE
-
-
-def quiet_indices(shares: Sequence[float | None]) -> list[int]:
-    """Samples taken while other processes were (nearly) idle; all of them if none was."""
-    quiet = [i for i, share in enumerate(shares) if is_quiet(share)]
-    return quiet or list(range(len(shares)))
 
 
 def thread_settings() -> dict[str, int]:
@@ -579,15 +519,12 @@ def describe_config(cfg: BenchConfig, quick: bool) -> dict[str, Any]:
         "exits": list(spec.exits or ()),
         "aggregation": spec.aggregation,
         "singles": "spec.replace(exits=(e,), aggregation=False) for each exit e",
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
+        **host(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "gpus": len(tf.config.list_physical_devices("GPU")),
         **thread_settings(),
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "load_average_at_start": list(os.getloadavg()),
     }
 
 
@@ -647,7 +584,7 @@ def print_details(prefix: dict, early: dict, train: dict) -> None:
     )
 
 
-def print_table(prefix: dict, early: dict, train: dict, met: dict[str, bool]) -> None:
+def print_speedups(prefix: dict, early: dict, train: dict, met: dict[str, bool]) -> None:
     rows = [
         (
             "prefix batching",
@@ -676,8 +613,7 @@ def print_table(prefix: dict, early: dict, train: dict, met: dict[str, bool]) ->
     ]
     header = f"{'measurement':22s} {'speed-up':>9s} {'bound':>7s} {'of bound':>9s}  "
     header += f"{'target':18s} {'met':4s} {'paper':>12s}"
-    print("\n" + header)
-    print("-" * len(header))
+    print_header(header)
     for name, speedup, bound, target, ok, paper in rows:
         bound_s = f"{bound:.2f}x" if bound else "-"
         frac_s = f"{speedup / bound:.1%}" if bound else "-"
@@ -703,9 +639,7 @@ OVERRIDES: tuple[tuple[str, type, str], ...] = (
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (under 2 minutes)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
+    parser = new_parser(__doc__, "CI-sized run (under 2 minutes)")
     parser.add_argument(
         "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: default)"
     )
@@ -716,9 +650,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def make_config(args: argparse.Namespace) -> BenchConfig:
     """The preset (quick or full) with the command line's overrides."""
-    cfg = QUICK if args.quick else FULL
-    changes = {name: getattr(args, name) for name, _, _ in OVERRIDES}
-    return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    return choose_preset(args, QUICK, FULL, **given(args, [name for name, _, _ in OVERRIDES]))
 
 
 def with_cpu_watch(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -822,15 +754,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix, early, train = run_benchmarks(cfg)
     met = targets(prefix, early, train)
     print_details(prefix, early, train)
-    print_table(prefix, early, train, met)
+    print_speedups(prefix, early, train, met)
     elapsed = time.perf_counter() - started
     print(f"\ntargets met: {sum(met.values())}/{len(met)}; total time {elapsed:.0f} s")
     print_disturbance(prefix, early, train)
-    if args.json:
-        report = build_report(config, prefix, early, train, met, elapsed)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, build_report(config, prefix, early, train, met, elapsed))
     return 0
 
 

@@ -62,44 +62,51 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts"):  # run from a checkout without installing; bench_ingest's helpers
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ start-up chatter
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from bench_ingest import QUIET_SHARE, CpuWatch, time_calls  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from harness import (
+    CpuWatch,
+    above_quiet,
+    all_met,
+    at_least,
+    choose_preset,
+    fmt,
+    given,
+    median,
+    new_parser,
+    print_header,
+    ratio,
+    targets_met,
+    time_calls,
+    verdict,
+    write_result,
+)
+from traffic_setup import ClipSettings, add_clip_arguments, clip_overrides, load_models, preset_names
 
-from mxn.datasets.world.presets import PRESETS  # noqa: E402
-from mxn.datasets.world.video import render_clip  # noqa: E402
-from mxn.defaults import load_default_model  # noqa: E402
-from mxn.flops import exit_macs  # noqa: E402
-from mxn.images import resize_batch  # noqa: E402
-from mxn.ingest.config import IngestConfig  # noqa: E402
-from mxn.ingest.extraction import ExtractorConfig  # noqa: E402
-from mxn.ingest.pipeline import ingest_videos  # noqa: E402
-from mxn.jsonfile import write_json  # noqa: E402
-from mxn.modelfile import MXNModel, load_model, model_sha  # noqa: E402
-from mxn.query.executor import CASCADE_BATCH, QueryExecutor  # noqa: E402
-from mxn.query.result import QueryResult  # noqa: E402
-from mxn.query.thresholds import QueryThresholds  # noqa: E402
-from mxn.query.tuning import TuningError, TuningSamples, collect_samples, tune  # noqa: E402
-from mxn.storage.crop_codec import decode_crop  # noqa: E402
-from mxn.storage.store import Store  # noqa: E402
+from mxn.datasets.world.presets import PRESETS
+from mxn.flops import exit_macs
+from mxn.images import resize_batch
+from mxn.ingest.config import IngestConfig
+from mxn.ingest.pipeline import ingest_videos
+from mxn.modelfile import MXNModel, model_sha
+from mxn.query.executor import CASCADE_BATCH, QueryExecutor
+from mxn.query.result import QueryResult
+from mxn.query.thresholds import QueryThresholds
+from mxn.query.tuning import TuningError, TuningSamples, collect_samples, tune
+from mxn.storage.crop_codec import decode_crop
+from mxn.storage.store import Store
 
 TARGET_SPEEDUP_VS_FOCUS = 3.0
 TARGET_PRECISION = 0.99
@@ -135,22 +142,17 @@ PAPER = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Sizes of one benchmark run (the quick preset or the full one, plus command-line overrides)."""
+class Settings(ClipSettings):
+    """Sizes of one benchmark run (the quick preset or the full one, plus command-line overrides).
 
-    quick: bool
-    presets: tuple[str, ...]
-    seconds: float  # test clip
-    calibration_seconds: float  # calibration clip (seed + 1)
-    size: tuple[int, int]
-    fps: float
-    seed: int
+    ``seconds`` is the test clip's length; the calibration clip has ``seed + 1``.
+    """
+
+    calibration_seconds: float
     repeats: int  # timed runs per (label, mode), interleaved across modes; medians
     all_repeats: int  # of those, how many include ``all`` mode (the GT-CNN on every object: slow)
     cost_repeats: int  # timed engine calls per cost-model measurement
     cost_candidates: int  # candidates (spread over the labels) the cost model is timed on
-    warmup: int  # background-model warm-up frames
-    chunk_frames: int
     topk: int
     exits: tuple[int, ...]
     cluster_exit: int | None
@@ -168,13 +170,7 @@ class Settings:
         if mode == "mxn":
             extra = {"exits": self.exits, "topk": self.topk, "cluster_exit": self.cluster_exit}
         threshold = self.cluster_threshold if cluster_threshold is None else cluster_threshold
-        return IngestConfig(
-            mode=mode,
-            chunk_frames=self.chunk_frames,
-            extractor=ExtractorConfig(warmup=self.warmup),
-            cluster_threshold=threshold,
-            **extra,
-        )
+        return self.ingest_config(mode=mode, cluster_threshold=threshold, **extra)
 
 
 QUICK = Settings(
@@ -189,14 +185,6 @@ FULL = Settings(
     topk=3, exits=(0, 1), cluster_exit=None, cluster_threshold=0.003, sweep_thresholds=(0.1, 0.03, 0.01),
     sweep_presets=tuple(PRESETS), sweep_repeats=1,
 )  # fmt: skip
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def ratio(top: float | None, bottom: float | None) -> float | None:
-    return top / bottom if top is not None and bottom else None
 
 
 # -- indexes --------------------------------------------------------------------------------------------
@@ -649,10 +637,9 @@ class Calibration:
 
 def calibrate(name: str, settings: Settings, models: dict[str, MXNModel], tmp: Path) -> Calibration:
     """Step 1-2 for the calibration clip (seed + 1): rendered, indexed, its candidates scored and judged."""
-    clip = render_clip(
-        tmp / f"{name}-calibration.mp4", name, settings.calibration_seconds, settings.seed + 1, settings.size,
-        settings.fps, progress=False,
-    )  # fmt: skip
+    clip = settings.render(
+        tmp / f"{name}-calibration.mp4", name, settings.calibration_seconds, settings.seed + 1
+    )
     db = tmp / f"{name}-calibration.db"
     run = ingest(db, clip.video, models["ingest"], settings.config("mxn"))
     samples = calibration_samples(db, models)
@@ -684,10 +671,7 @@ def bench_preset(
     """
     say = lambda text: print(f"  [{name}] {text}", flush=True)  # noqa: E731
     began = time.perf_counter()
-    clip = render_clip(
-        tmp / f"{name}-test.mp4", name, settings.seconds, settings.seed, settings.size, settings.fps,
-        progress=False,
-    )  # fmt: skip
+    clip = settings.render(tmp / f"{name}-test.mp4", name)
     test_db, base_db = (tmp / f"{name}-{p}.db" for p in ("test", "gt-all"))
     runs = {"gt-all": ingest(base_db, clip.video, models["gt"], settings.config("gt-all"))}
     shutil.copy(base_db, test_db)  # the sweep builds its mxn indexes on copies of the gt-all-only store
@@ -905,46 +889,40 @@ def evaluate_targets(presets: dict[str, dict], mode: str = "mxn") -> tuple[dict[
     applying = {n: p for n, p in presets.items() if p[target]["applies"]}
 
     def per_preset(key: str, threshold: float) -> dict[str, Any]:
-        values = {n: p[key + suffix] for n, p in applying.items()}
-        met = None if not values else all(v is not None and v >= threshold for v in values.values())
-        return {"threshold": threshold, "values": values, "met": met}
+        return at_least({n: p[key + suffix] for n, p in applying.items()}, threshold)
 
     detail = {
         "speedup_vs_focus": per_preset("speedup_vs_focus", TARGET_SPEEDUP_VS_FOCUS),
         "precision": per_preset("precision", TARGET_PRECISION),
         "recall": per_preset("recall", TARGET_RECALL),
     }
-    verdicts = {n: p[target]["met"] for n, p in applying.items()}
+    met = {n: p[target]["met"] for n, p in applying.items()}
     detail["mxn_3x_at_99_99"] = {
         "threshold": None,
-        "values": verdicts,
-        "met": None if not verdicts else all(verdicts.values()),
+        "values": met,
+        "met": all_met(met),
         "presets_not_applying": [n for n in presets if n not in applying],
     }
     kept = {n: p[target]["met_where_focus_meets"] for n, p in applying.items()}
     detail["mxn_3x_at_99_99_where_focus_meets"] = {
         "threshold": None,
         "values": kept,
-        "met": None if not kept else all(kept.values()),
+        "met": all_met(kept),
         "labels_focus_below_target": {
             n: sorted(p[target]["labels_focus_below_target"]) for n, p in applying.items()
         },
     }
-    return detail, {k: v["met"] for k, v in detail.items()}
+    return detail, targets_met(detail)
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def print_table(presets: dict[str, dict]) -> None:
+def print_presets(presets: dict[str, dict]) -> None:
     header = (
         f"{'preset':11s} {'labels':>6s} {'cands':>6s} {'decided':>7s} {'P focus':>7s} {'R focus':>7s} "
         f"{'P mxn':>6s} {'R mxn':>6s} {'P all':>6s} {'R all':>6s} {'vs F':>6s} {'vs all':>7s} "
         f"{'GT mxn':>6s} {'GT F':>6s} {'idx R':>6s} {'impure':>6s} {'pooled: decided':>15s} {'P':>5s} "
         f"{'R':>5s} {'vs F':>6s}"
     )
-    print("\n" + header + "\n" + "-" * len(header))
+    print_header(header)
     for name, p in presets.items():
         m = p["modes"]
         print(
@@ -1073,18 +1051,17 @@ def print_targets(presets: dict[str, dict], detail: dict[str, Any], mode: str) -
     for key, d in detail.items():
         values = ", ".join(f"{n} {fmt(v, '.3f') if not isinstance(v, bool) else v}" for n, v in
                            d["values"].items()) or "no preset applies"  # fmt: skip
-        verdict = {True: "met", False: "NOT met", None: "n/a"}[d["met"]]
         limit = "" if d["threshold"] is None else f">= {d['threshold']:<5g}"
-        print(f"  {key:33s} {limit:8s} {verdict:8s} ({values})")
+        print(f"  {key:33s} {limit:8s} {verdict(d['met']):8s} ({values})")
     for name, p in presets.items():
         target = p["target" + JUDGED[mode]]
-        verdict = {True: "met", False: "NOT met", None: "not applicable"}[target["met"]]
-        print(f"  {name}: {verdict}")
+        outcome = {True: "met", False: "NOT met", None: "not applicable"}[target["met"]]
+        print(f"  {name}: {outcome}")
         for line in target["why_not"]:
             print(f"      - {line}")
         capped = target["labels_focus_below_target"]
         if capped and target["applies"]:
-            kept = {True: "met", False: "NOT met"}[target["met_where_focus_meets"]]
+            kept = verdict(target["met_where_focus_meets"])
             below = ", ".join(
                 f"{label} {v['precision']:.3f}/{v['recall']:.3f} ({v['truth_frames']} frames)"
                 for label, v in capped.items()
@@ -1103,11 +1080,9 @@ def print_disturbance(presets: dict[str, dict]) -> None:
     ]
     phases = [p["other_processes_cpu_share"] for p in presets.values() if p["other_processes_cpu_share"]]
     if shares:
-        busy = sum(s > QUIET_SHARE for s in shares)
         print(
             f"CPU taken by other processes: {fmt(max(phases, default=None), '.0%')} at most over a preset's "
-            f"queries; {busy} of {len(shares)} timed queries above {QUIET_SHARE:.0%}"
-            + (" (those timings are disturbed: rerun on a quiet machine)" if busy else "")
+            "queries; " + above_quiet(shares, "timed queries")
         )
 
 
@@ -1115,19 +1090,14 @@ def describe(settings: Settings, models: dict[str, MXNModel]) -> dict[str, Any]:
     query, gt = models["query"], models["gt"]
     q_macs, gt_macs = exit_macs(query.network), exit_macs(gt.network)[-1]
     return {
-        "mode": "quick" if settings.quick else "full",
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
+        **settings.describe(),
         "ingest_config": settings.config("mxn").index_key(),
         "query_model_macs_per_exit": q_macs,
         "gt_model_macs": gt_macs,
         "gt_macs_over_query_exit_macs": [gt_macs / m for m in q_macs],
         "model_sha": {name: model_sha(m)[:16] for name, m in models.items()},
         "fair_share": FAIR_SHARE,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
         "tensorflow": tf.__version__,
-        "load_average_at_start": list(os.getloadavg()),
     }
 
 
@@ -1136,15 +1106,13 @@ def floats(text: str) -> tuple[float, ...]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (~1-2 minutes)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
-    parser.add_argument("--presets", help=f"comma-separated presets (default: all of {', '.join(PRESETS)})")
-    parser.add_argument("--seconds", type=float, help="test clip length per preset")
+    parser = new_parser(__doc__, "CI-sized run (~1-2 minutes)")
+    add_clip_arguments(
+        parser,
+        seconds="test clip length per preset",
+        seed="world seed of the test clips (calibration: seed + 1)",
+    )
     parser.add_argument("--calibration-seconds", type=float, help="calibration clip length per preset")
-    parser.add_argument("--size", help="frame size WxH, e.g. 640x360")
-    parser.add_argument("--fps", type=float, help="frame rate of the clips")
-    parser.add_argument("--seed", type=int, help="world seed of the test clips (calibration: seed + 1)")
     parser.add_argument("--repeats", type=int, help="timed runs per label and mode")
     parser.add_argument("--all-repeats", type=int, help="how many of the repeats include all mode")
     parser.add_argument("--topk", type=int, help="ingest: labels per exit (k')")
@@ -1171,23 +1139,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def preset_names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown or not names:
-        raise SystemExit(f"unknown preset(s) {unknown}; choose from {', '.join(PRESETS)}")
-    return names
-
-
 def make_settings(args: argparse.Namespace) -> Settings:
     """The preset (quick or full) with the command line's overrides."""
-    s = QUICK if args.quick else FULL
-    changes: dict[str, Any] = {}
-    if args.presets:
-        changes["presets"] = preset_names(args.presets)
-    if args.size:
-        width, _, height = args.size.lower().partition("x")
-        changes["size"] = (int(width), int(height))
+    changes = clip_overrides(args)
     if args.exits:
         changes["exits"] = tuple(int(v) for v in args.exits.split(","))
     if args.cluster_thresholds:
@@ -1198,24 +1152,19 @@ def make_settings(args: argparse.Namespace) -> Settings:
         changes["sweep_thresholds"] = ()
     if args.shared_thresholds:
         changes["per_label"] = False
-    for key in ("seconds", "calibration_seconds", "fps", "seed", "repeats", "all_repeats", "topk",
-                "cluster_exit", "cluster_threshold", "strict_precision", "strict_recall"):  # fmt: skip
-        if getattr(args, key) is not None:
-            changes[key] = getattr(args, key)
+    changes |= given(args, ("calibration_seconds", "repeats", "all_repeats", "topk", "cluster_exit",
+                            "cluster_threshold", "strict_precision", "strict_recall"))  # fmt: skip
     for key in ("strict_precision", "strict_recall"):
         if not 0 < changes.get(key, 1.0) <= 1:
             raise SystemExit(f"--{key.replace('_', '-')} must lie in (0, 1], got {changes[key]}")
-    return replace(s, **changes)
+    return choose_preset(args, QUICK, FULL, **changes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tf.get_logger().setLevel("ERROR")
     settings = make_settings(args)
-    models = {
-        name: load_model(args.models / f"{name}.mxn") if args.models else load_default_model(name)
-        for name in ("ingest", "query", "gt")
-    }
+    models = load_models(("ingest", "query", "gt"), args.models)
     config = describe(settings, models)
     print(
         f"{config['mode']} run: presets {', '.join(settings.presets)}; {settings.seconds:g} s test + "
@@ -1243,7 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.sweep_thresholds:
             sweep = run_sweep(settings, models, Path(tmp), presets)
     judged = {mode: evaluate_targets(presets, mode) for mode in JUDGED}
-    print_table(presets)
+    print_presets(presets)
     print_modes(presets)
     print_labels(presets)
     print_sweep(sweep)
@@ -1255,19 +1204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"paper (Table 5.12): MXN vs Focus query speed-up {low}x-{high}x at 98.7-99.9% precision")
     print(f"total time {elapsed:.0f} s")
     print_disturbance(presets)
-    if args.json:
-        report = {
-            "config": config,
-            "presets": presets,
-            "sweep": sweep,
-            **{f"targets{JUDGED[mode]}": detail for mode, (detail, _) in judged.items()},
-            **{f"targets_met{JUDGED[mode]}": met for mode, (_, met) in judged.items()},
-            "pooled_tuning": pooled[1],
-            "pooled_tuning_strict": pooled_strict[1],
-            "paper": PAPER,
-            "seconds": elapsed,
-        }
-        print(f"wrote {write_json(args.json, report)}")
+    report = {
+        "config": config,
+        "presets": presets,
+        "sweep": sweep,
+        **{f"targets{JUDGED[mode]}": detail for mode, (detail, _) in judged.items()},
+        **{f"targets_met{JUDGED[mode]}": met for mode, (_, met) in judged.items()},
+        "pooled_tuning": pooled[1],
+        "pooled_tuning_strict": pooled_strict[1],
+        "paper": PAPER,
+        "seconds": elapsed,
+    }
+    write_result(args.json, report)
     return 0
 
 

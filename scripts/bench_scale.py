@@ -67,39 +67,32 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import sqlalchemy as sa
+from harness import choose_preset, fmt, machine, median, median_seconds, new_parser, print_table, write_result
+from sqlalchemy.engine import make_url
+from tqdm.auto import tqdm
 
-import numpy as np  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from mxn.datasets.world.sprites import CLASSES  # noqa: E402
-from mxn.ingest.clustering import normalise  # noqa: E402
-from mxn.jsonfile import write_json  # noqa: E402
-from mxn.storage import vectors as vec  # noqa: E402
-from mxn.storage.crop_codec import encode_crop  # noqa: E402
-from mxn.storage.records import ClusterState, ObjectRecord, VideoInfo  # noqa: E402
-from mxn.storage.schema import Cluster  # noqa: E402
-from mxn.storage.store import Store, mask_url  # noqa: E402
+from mxn.datasets.world.sprites import CLASSES
+from mxn.ingest.clustering import normalise
+from mxn.storage import vectors as vec
+from mxn.storage.crop_codec import encode_crop
+from mxn.storage.records import ClusterState, ObjectRecord, VideoInfo
+from mxn.storage.schema import Cluster
+from mxn.storage.store import Store, mask_url
 
 #: Share of objects whose first label is each class: cars dominate traffic.
 MIX = {
@@ -432,13 +425,7 @@ class IndexBuilder:
 
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     """Median wall milliseconds of ``call`` over ``repeats`` runs, after one untimed warm-up."""
-    call()
-    samples = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - began)
-    return 1e3 * statistics.median(samples)
+    return 1e3 * median_seconds(call, repeats)
 
 
 def measure_lookups(store: Store, video: tuple[int, float], preset: Preset) -> dict[str, Any]:
@@ -465,7 +452,7 @@ def insertion(commits: list[Commit], last: int = 5) -> dict[str, float]:
     """Microseconds per object of the commits that grew the index to its size (the step's last ones)."""
     tail = commits[-last:]
     return {
-        "insert_per_object_us": statistics.median(1e6 * c.seconds / c.objects for c in tail),
+        "insert_per_object_us": median([1e6 * c.seconds / c.objects for c in tail]),
         "insert_last_batch_us": 1e6 * commits[-1].seconds / commits[-1].objects,
         "insert_step_mean_us": 1e6 * sum(c.seconds for c in commits) / sum(c.objects for c in commits),
         "commits": len(commits),
@@ -689,13 +676,6 @@ def summarise(
     }
 
 
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """A right-aligned plain-text table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    for line in [headers, *rows]:
-        print("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)))
-
-
 def print_report(result: dict[str, Any]) -> None:
     """The steps, flat vs IVF, the lookup indexes and the headline figures."""
     print_steps(result)
@@ -705,9 +685,10 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"\nlookup_ms_at_1e6 {result['lookup_ms_at_1e6']:.2f} (with crops "
           f"{result['lookup_crops_ms_at_1e6']:.2f}, crop fetch {result['crop_fetch_ms_at_1e6']:.2f}), "
           f"insert_per_object_us_at_1e6 {result['insert_per_object_us_at_1e6']:.1f}{where}")  # fmt: skip
-    print(f"growth exponents (log cost / log objects): 20 s window lookup {fmt(result['growth_exponent'])}, "
-          f"whole-video lookup {fmt(result['lookup_video_growth_exponent'])}, "
-          f"insertion {fmt(result['insert_growth_exponent'])}")  # fmt: skip
+    window, video, insert = (fmt(result[f"{key}growth_exponent"], ".2f", missing="n/a")
+                             for key in ("", "lookup_video_", "insert_"))  # fmt: skip
+    print(f"growth exponents (log cost / log objects): 20 s window lookup {window}, "
+          f"whole-video lookup {video}, insertion {insert}")  # fmt: skip
     met = "met" if result["targets_met"]["lookup_within_10_ms"] else "NOT met"
     print(
         f"target: candidate lookup <= {TARGET_LOOKUP_MS:g} ms at 10^6 objects / 10^5 clusters{where}: {met}"
@@ -764,14 +745,8 @@ def print_lookup_indexes(indexes: dict[str, Any]) -> None:
     print(f"re-creating them took {indexes['create_s']:.2f} s")
 
 
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (10^4 .. 10^5 objects)")
-    parser.add_argument("--json", help="write every number here")
+    parser = new_parser(__doc__, "CI-sized run (10^4 .. 10^5 objects)", json="write every number here")
     parser.add_argument(
         "--db", help="an empty PostgreSQL (or SQLite) database URL (default: a temporary SQLite file)"
     )
@@ -782,13 +757,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, help="new videos per step")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    if args.steps:
-        preset = replace(preset, steps=tuple(int(float(v)) for v in args.steps.split(",")))
-    if args.videos:
-        preset = replace(preset, videos=args.videos)
-    if args.seed is not None:
-        preset = replace(preset, seed=args.seed)
+    steps = tuple(int(float(v)) for v in args.steps.split(",")) if args.steps else None
+    preset = choose_preset(args, QUICK, FULL, steps=steps, videos=args.videos, seed=args.seed)
     print(f"{'quick' if preset.quick else 'full'} run: {preset}", flush=True)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
@@ -800,15 +770,10 @@ def main(argv: list[str] | None = None) -> int:
     result["preset"] = asdict(preset)
     result["database"] = mask_url(url) if args.db else "sqlite (temporary file)"
     result["flat_max_centroids"] = vec.FLAT_MAX_CENTROIDS
-    result["machine"] = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
+    result["machine"] = machine()
     print_report(result)
     print(f"wall time {result['seconds']:.0f} s")
-    if args.json:
-        print(f"wrote {write_json(args.json, result)}")
+    write_result(args.json, result)
     return 0
 
 

@@ -14,24 +14,19 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import new_parser, write_result
 
 from mxn.datasets.world.presets import PRESETS
 from mxn.datasets.world.video import render_clip
-from mxn.jsonfile import write_json
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="render speed of the traffic world per preset")
-    parser.add_argument("--quick", action="store_true", help="20-second clips instead of 10-minute ones")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+    args = new_parser(__doc__, "20-second clips instead of 10-minute ones").parse_args()
     seconds = 20.0 if args.quick else 600.0
     results: dict = {"seconds_per_clip": seconds, "size": [640, 360], "fps": 30.0, "presets": {}}
     print(f"{'preset':11s} {'frames':>7s} {'seconds':>8s} {'frames/s':>9s} {'x real time':>12s}")
@@ -53,8 +48,7 @@ def main() -> int:
     results["slowest_realtime_factor"] = slowest
     results["targets_met"] = {"faster_than_real_time": slowest > 1.0}
     print(f"slowest preset: {slowest:.1f}x real time (target > 1x); peak RSS {results['peak_rss_mb']:.0f} MB")
-    if args.json:
-        print(f"wrote {write_json(args.json, results)}")
+    write_result(args.json, results)
     return 0
 
 
