@@ -39,8 +39,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-#: The detector names :func:`make_detector` knows, the default first.
-DETECTORS = ("hog", "haar", "mtcnn")
+from .settings import DEFAULT_DETECTOR, DETECTORS  # the names make_detector knows, the default first
+
 #: Side of the aligned face crops, in pixels: the MXN input size in the paper.
 CROP_SIZE = 112
 #: Context around the face in an aligned crop, as a fraction of the face's size: dlib's default,
@@ -246,7 +246,7 @@ class MtcnnDetector:
 _DETECTOR_CLASSES = {"hog": HogDetector, "haar": HaarDetector, "mtcnn": MtcnnDetector}
 
 
-def make_detector(name: str = "hog", **options: Any) -> FaceDetector:
+def make_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> FaceDetector:
     """A new detector by name (``"hog"``, ``"haar"`` or ``"mtcnn"``), with its class's keyword options."""
     if name not in _DETECTOR_CLASSES:
         raise ValueError(f"unknown face detector {name!r}; choose one of {list(DETECTORS)}")
@@ -258,7 +258,7 @@ def _default_detector(name: str) -> FaceDetector:
     return make_detector(name)
 
 
-def detect_faces(image: np.ndarray, detector: str | FaceDetector = "hog") -> np.ndarray:
+def detect_faces(image: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR) -> np.ndarray:
     """Face boxes ``(N, 4)`` ``int32`` ``(x1, y1, x2, y2)`` in an RGB ``uint8`` image.
 
     ``detector`` is a name (a detector with default options, built once and

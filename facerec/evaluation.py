@@ -22,6 +22,7 @@ from mxn.media.video import iter_frames
 
 from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
 from .pipeline import keep_faces
+from .settings import DEFAULT_DETECTOR, FaceConfig
 from .truth import read_truth
 from .tuning import FaceSample
 
@@ -74,9 +75,9 @@ def match_truth(
 def detect_movie(
     path: str | Path,
     truth: dict[int, list[tuple[str, Sequence[int]]]] | None = None,
-    detector: str | FaceDetector = "hog",
-    stride: int = 1,
-    min_face: int = 20,
+    detector: str | FaceDetector = DEFAULT_DETECTOR,
+    stride: int = FaceConfig.stride,
+    min_face: int = FaceConfig.min_face,
 ) -> DetectedFaces:
     """Detect and align every face of ``path`` (every ``stride``-th frame); match them to ``truth``.
 
@@ -128,8 +129,8 @@ def truth_sample(
     face_model: Any,
     oracle: Any,
     gallery: set[str] | None = None,
-    detector: str | FaceDetector = "hog",
-    stride: int = 1,
+    detector: str | FaceDetector = DEFAULT_DETECTOR,
+    stride: int = FaceConfig.stride,
 ) -> tuple[FaceSample, dict[str, Any]]:
     """One :class:`~mxn.facerec.tuning.FaceSample` over movies whose truth files lie beside them.
 

@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .database import FaceDatabase
+from .settings import DEFAULT_ALPHA  # the rate the jobs share, read here by callers too
 
 #: A face image in, its features out, one exit at a time.
 ExitFeatures = Callable[[np.ndarray], Iterator[np.ndarray]]
 #: A face image in, a name out: the expensive, trusted labeller.
 Oracle = Callable[[np.ndarray], str]
-#: The dissertation's default rate of the running averages (1/alpha = 15).
-DEFAULT_ALPHA = 1 / 15
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from mxn.spec import NetworkSpec
 from mxn.training import TrainConfig, train_network, training_provenance
 
 from .oracle import face_distances
+from .settings import FACE_WIDTH
 
 #: Where the default face model lives (next to the traffic world's default models).
 DEFAULT_FACE_MODEL = MODEL_DIR / "face.mxn"
@@ -61,7 +62,7 @@ DLIB_TEACHER = "dlib_face_recognition_resnet_model_v1 (face-recognition-models),
 
 
 def face_spec(
-    width: float = 0.25,
+    width: float = FACE_WIDTH,
     input_size: int = FACE_INPUT_SIZE,
     exits: Sequence[int] = FACE_EXITS,
     embedding_dim: int = 128,

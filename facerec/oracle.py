@@ -48,6 +48,7 @@ from .detection import (
     model_file,
     require,
 )
+from .settings import DEFAULT_DETECTOR
 
 #: dlib's usual threshold: two faces closer than this (Euclidean, 128-D) are the same person.
 TOLERANCE = 0.6
@@ -176,7 +177,7 @@ class Gallery:
         cls,
         root: str | Path,
         embedder: FaceEmbedder | None = None,
-        detector: str | FaceDetector = "hog",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         max_side: int = 1024,
         log: Callable[[str], None] | None = None,
     ) -> Gallery:

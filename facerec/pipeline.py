@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,52 +38,10 @@ from mxn.storage.records import ORACLE_EXIT, FaceMovieRecord, FaceRow
 from mxn.storage.store import Store
 
 from .database import ExitDatabase, FaceDatabase
-from .detection import CROP_SIZE, DETECTORS, FaceDetector, aligned_crops, make_detector
-from .labeller import DEFAULT_ALPHA, FaceLabeller, Oracle
+from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
+from .labeller import FaceLabeller, Oracle
 from .outputs import LabelledFace, person_timeline, screen_time, summarize
-
-
-@dataclass(frozen=True)
-class FaceConfig:
-    """Every setting that shapes a movie's labels. Validated on construction.
-
-    Args:
-        thresholds: per exit, the largest distance at which its nearest
-            person is taken (``None``: that exit never decides); from
-            ``mxn tune faces``.
-        alpha: the running averages' rate (1/alpha = 15 in the paper).
-        detector: ``"hog"`` (default), ``"haar"`` or ``"mtcnn"``.
-        stride: label every ``stride``-th frame.
-        min_face: ignore faces whose box is smaller than this many pixels a side.
-        chunk_frames: frames per committed chunk (the most a killed run redoes).
-    """
-
-    thresholds: tuple[float | None, ...]
-    alpha: float = DEFAULT_ALPHA
-    detector: str = "hog"
-    stride: int = 1
-    min_face: int = 20
-    chunk_frames: int = 300
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "thresholds", tuple(None if t is None else float(t) for t in self.thresholds)
-        )
-        if not self.thresholds:
-            raise ValueError("give one threshold per exit of the face model")
-        if any(t is not None and not t >= 0 for t in self.thresholds):
-            raise ValueError(f"thresholds are distances (>= 0 or None), got {list(self.thresholds)}")
-        if not 0 < self.alpha <= 1:
-            raise ValueError(f"alpha must lie in (0, 1], got {self.alpha}")
-        if self.detector not in DETECTORS:
-            raise ValueError(f"unknown face detector {self.detector!r}; choose one of {list(DETECTORS)}")
-        if self.stride < 1 or self.chunk_frames < 1 or self.min_face < 1:
-            raise ValueError("stride, chunk_frames and min_face must be >= 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["thresholds"] = list(self.thresholds)
-        return data
+from .settings import FaceConfig  # its home is the light settings module; callers import it here too
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mxn.media.video import iter_frames
 
 from .detection import CROP_SIZE, FaceDetector, aligned_crops, make_detector
 from .pipeline import keep_faces
+from .settings import DEFAULT_DETECTOR, TRAINING_STRIDE, FaceConfig
 
 #: Video files :func:`collect_face_crops` reads (anything else in a folder is taken for a photo or skipped).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -44,9 +45,9 @@ def _images(source: Path, stride: int) -> Iterator[np.ndarray]:
 
 def collect_face_crops(
     sources: Sequence[str | Path],
-    detector: str | FaceDetector = "hog",
-    stride: int = 5,
-    min_face: int = 20,
+    detector: str | FaceDetector = DEFAULT_DETECTOR,
+    stride: int = TRAINING_STRIDE,
+    min_face: int = FaceConfig.min_face,
     max_faces: int | None = None,
     progress: bool = True,
 ) -> np.ndarray:

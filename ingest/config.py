@@ -9,28 +9,58 @@ restarted, so an index never mixes two configurations.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .extraction import ExtractorConfig
+from typing import Any
 
 MODES = ("mxn", "focus", "gt-all")
+
+#: What ``mxn crops`` cuts from an index by default (:func:`mxn.ingest.training_set.export_training_set`):
+#: every object, whole blocks of this many seconds of video to one split, blocks shuffled with this seed.
+EXPORT_EVERY, EXPORT_BLOCK_SECONDS, EXPORT_SEED = 1, 10.0, 0
 
 
 class ConfigError(ValueError):
     """Settings that cannot work together (for example an exit the model does not have)."""
 
 
-def _default_extractor() -> ExtractorConfig:
-    """The background-subtraction settings of a run that names none.
+@dataclass
+class ExtractorConfig:
+    """Parameters of :class:`~mxn.ingest.extraction.ObjectExtractor`: each changes which objects are found.
 
-    Imported here, when a run is configured, rather than with this module: the
-    extractor needs OpenCV, and the command line and the Python API read the
-    defaults below when they start.
+    Kept here, with the other settings of a run, rather than beside the
+    extractor: the extractor needs OpenCV, and the command line and the
+    Python API read these defaults when they start.
+
+    Args:
+        history: frames MOG2 remembers.
+        var_threshold: MOG2's squared Mahalanobis distance for "foreground".
+        warmup: frames fed to the background model before any object is reported.
+        min_area: smallest blob, in pixels of the (possibly downscaled) mask.
+        open_px, close_px: sizes of the morphological opening (drops speckle)
+            and closing (fills holes) kernels.
+        scale: the background model runs on frames scaled by this factor
+            (0.5 quarters its cost); boxes are returned in full-frame pixels.
+        min_side: boxes narrower or shorter than this (full-frame pixels) are dropped.
+        shadows, shadow_threshold: MOG2's shadow detection; pixels darker than
+            the background by a factor in [shadow_threshold, 1] are shadows
+            and dropped. 0.8 rather than OpenCV's 0.5 keeps dark vehicles.
     """
-    from .extraction import ExtractorConfig
 
-    return ExtractorConfig()
+    history: int = 300
+    var_threshold: float = 12.0
+    warmup: int = 45
+    min_area: int = 60
+    open_px: int = 3
+    close_px: int = 9
+    scale: float = 0.5
+    min_side: int = 8
+    shadows: bool = True
+    shadow_threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.history < 1 or self.warmup < 0 or self.min_area < 1:
+            raise ValueError("history and min_area must be >= 1 and warmup >= 0")
+        if not 0.05 <= self.scale <= 1.0:
+            raise ValueError(f"scale must lie in [0.05, 1], got {self.scale}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +125,7 @@ class IngestConfig:
     batch_size: int = 64
     crop_expand: float = 0.1
     crop_size: int = 128
-    extractor: ExtractorConfig = field(default_factory=_default_extractor)
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

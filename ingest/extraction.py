@@ -14,10 +14,10 @@ skipped before any background model or CNN work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+
+from .config import ExtractorConfig  # its settings live with the run's, in a module without OpenCV
 
 
 def mask_to_boxes(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -42,43 +42,6 @@ def mask_to_boxes(mask: np.ndarray, min_area: int) -> np.ndarray:
     ).astype(np.int32)
     order = np.lexsort((boxes[:, 0], boxes[:, 1]))
     return boxes[order]
-
-
-@dataclass
-class ExtractorConfig:
-    """Parameters of :class:`ObjectExtractor`; every one changes which objects are found.
-
-    Args:
-        history: frames MOG2 remembers.
-        var_threshold: MOG2's squared Mahalanobis distance for "foreground".
-        warmup: frames fed to the background model before any object is reported.
-        min_area: smallest blob, in pixels of the (possibly downscaled) mask.
-        open_px, close_px: sizes of the morphological opening (drops speckle)
-            and closing (fills holes) kernels.
-        scale: the background model runs on frames scaled by this factor
-            (0.5 quarters its cost); boxes are returned in full-frame pixels.
-        min_side: boxes narrower or shorter than this (full-frame pixels) are dropped.
-        shadows, shadow_threshold: MOG2's shadow detection; pixels darker than
-            the background by a factor in [shadow_threshold, 1] are shadows
-            and dropped. 0.8 rather than OpenCV's 0.5 keeps dark vehicles.
-    """
-
-    history: int = 300
-    var_threshold: float = 12.0
-    warmup: int = 45
-    min_area: int = 60
-    open_px: int = 3
-    close_px: int = 9
-    scale: float = 0.5
-    min_side: int = 8
-    shadows: bool = True
-    shadow_threshold: float = 0.8
-
-    def __post_init__(self) -> None:
-        if self.history < 1 or self.warmup < 0 or self.min_area < 1:
-            raise ValueError("history and min_area must be >= 1 and warmup >= 0")
-        if not 0.05 <= self.scale <= 1.0:
-            raise ValueError(f"scale must lie in [0.05, 1], got {self.scale}")
 
 
 class ObjectExtractor:

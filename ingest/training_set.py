@@ -40,6 +40,8 @@ from mxn.modelfile import MXNModel, model_sha
 from mxn.storage.crop_codec import crop_png, decode_crop
 from mxn.storage.store import Store
 
+from .config import EXPORT_BLOCK_SECONDS, EXPORT_EVERY, EXPORT_SEED, IngestConfig
+
 FORMAT = "mxn-index-crops"
 #: Shares of the time blocks that go to train, val, calibration and test.
 SPLIT_FRACTIONS = (0.8, 0.1, 0.05, 0.05)
@@ -106,12 +108,12 @@ def export_training_set(
     store: Store,
     out: str | os.PathLike,
     gt_model: MXNModel,
-    mode: str = "mxn",
+    mode: str = IngestConfig.mode,
     video_id: int | None = None,
-    every: int = 1,
-    block_seconds: float = 10.0,
+    every: int = EXPORT_EVERY,
+    block_seconds: float = EXPORT_BLOCK_SECONDS,
     fractions: tuple[float, ...] = SPLIT_FRACTIONS,
-    seed: int = 0,
+    seed: int = EXPORT_SEED,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write the index's crops, labelled by ``gt_model``, as a training set in ``out``; its manifest.

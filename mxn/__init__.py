@@ -23,33 +23,25 @@ wait for TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
+
+from .exports import lazy_exports
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "NetworkSpec": "mxn.spec",
-    "build_network": "mxn.network",
-    "MultiExitNetwork": "mxn.network",
-    "TrainConfig": "mxn.training",
-    "train_network": "mxn.training",
-    "ExitRunner": "mxn.runner",
-    "calibrate_thresholds": "mxn.calibration",
-    "MXNModel": "mxn.modelfile",
-    "save_model": "mxn.modelfile",
-    "load_model": "mxn.modelfile",
-    "ModelFileError": "mxn.modelfile",
-    "fit_model": "mxn.training",
-}
-
-__all__ = [*_EXPORTS, "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'mxn' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".spec": ("NetworkSpec",),
+        ".network": ("build_network", "MultiExitNetwork"),
+        ".train_config": ("TrainConfig",),
+        ".training": ("train_network", "fit_model"),
+        ".runner": ("ExitRunner",),
+        ".calibration": ("calibrate_thresholds",),
+        ".modelfile": ("MXNModel", "save_model", "load_model", "ModelFileError"),
+    },
+    globals(),
+)
+__all__ += ["__version__"]

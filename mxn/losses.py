@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-LOSSES: tuple[str, ...] = ("ce", "focal", "cosine")
+from .train_config import LOSSES
+
 _EPS = 1e-7
 
 

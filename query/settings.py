@@ -13,7 +13,15 @@ DEFAULT_MODE = "mxn"
 #: Ingest modes whose index a query can use.
 INDEX_MODES = ("mxn", "focus")
 
-#: The share of the candidates the tuner holds out to measure its thresholds on.
+#: The share of the candidates the tuner holds out to measure its thresholds on, and the seed that picks them.
 DEFAULT_HOLDOUT = 0.5
+DEFAULT_SEED = 0
+#: The tuner's switches: exits reject as well as accept (else every candidate no exit accepts goes to the
+#: GT-CNN); each label gets thresholds fitted on its own candidates; the target is the precision of all
+#: the exits' accepts together (else of every exit alone); the index's stored scores reject first.
+DEFAULT_ALLOW_REJECT = True
+DEFAULT_PER_LABEL = True
+DEFAULT_POOLED_PRECISION = True
+DEFAULT_INDEX_STAGE = True
 #: The share of the allowed recall loss that the index stage may spend (the exits keep the rest).
 DEFAULT_INDEX_RECALL_SHARE = 0.3

@@ -64,7 +64,15 @@ from mxn.storage.store import Store
 from mxn.targets import CONFIDENCE, TARGET_PRECISION, TARGET_RECALL
 
 from .accuracy import frame_figures, truth_frames
-from .settings import DEFAULT_HOLDOUT, DEFAULT_INDEX_RECALL_SHARE
+from .settings import (
+    DEFAULT_ALLOW_REJECT,
+    DEFAULT_HOLDOUT,
+    DEFAULT_INDEX_RECALL_SHARE,
+    DEFAULT_INDEX_STAGE,
+    DEFAULT_PER_LABEL,
+    DEFAULT_POOLED_PRECISION,
+    DEFAULT_SEED,
+)
 from .thresholds import QueryThresholds, index_scorer_of
 
 #: Target precisions drawn on the trade-off curve.
@@ -284,9 +292,9 @@ def fit_thresholds(
     target_precision: float = TARGET_PRECISION,
     target_recall: float = TARGET_RECALL,
     confidence: float = CONFIDENCE,
-    allow_reject: bool = True,
-    pooled_precision: bool = True,
-    index_stage: bool = True,
+    allow_reject: bool = DEFAULT_ALLOW_REJECT,
+    pooled_precision: bool = DEFAULT_POOLED_PRECISION,
+    index_stage: bool = DEFAULT_INDEX_STAGE,
     index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> QueryThresholds:
     """Accept and reject thresholds per exit, fitted as a cascade (see the module docstring).
@@ -352,9 +360,9 @@ def fit_per_label(
     target_precision: float = TARGET_PRECISION,
     target_recall: float = TARGET_RECALL,
     confidence: float = CONFIDENCE,
-    allow_reject: bool = True,
-    pooled_precision: bool = True,
-    index_stage: bool = True,
+    allow_reject: bool = DEFAULT_ALLOW_REJECT,
+    pooled_precision: bool = DEFAULT_POOLED_PRECISION,
+    index_stage: bool = DEFAULT_INDEX_STAGE,
     index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> QueryThresholds:
     """Shared thresholds fitted on every candidate, and each label's own fitted on its candidates."""
@@ -463,12 +471,12 @@ def tune(
     target_recall: float = TARGET_RECALL,
     confidence: float = CONFIDENCE,
     holdout: float = DEFAULT_HOLDOUT,
-    seed: int = 0,
-    allow_reject: bool = True,
+    seed: int = DEFAULT_SEED,
+    allow_reject: bool = DEFAULT_ALLOW_REJECT,
     curve_targets: tuple[float, ...] = CURVE_TARGETS,
-    per_label: bool = True,
-    pooled_precision: bool = True,
-    index_stage: bool = True,
+    per_label: bool = DEFAULT_PER_LABEL,
+    pooled_precision: bool = DEFAULT_POOLED_PRECISION,
+    index_stage: bool = DEFAULT_INDEX_STAGE,
     index_recall_share: float = DEFAULT_INDEX_RECALL_SHARE,
 ) -> TuningResult:
     """Fit on one part of ``samples``, measure on the other, and trace the trade-off curve.

@@ -34,16 +34,29 @@ def run_example(name: str, *args: str) -> str:
 # -- the package ----------------------------------------------------------------------------------------
 
 
-#: What ``import mxn.api, mxn.cli`` may load of the stages: their settings, which import nothing (the
-#: defaults the functions and options read when they are defined; a few milliseconds).
-SETTINGS = ["mxn.ingest", "mxn.ingest.config", "mxn.query", "mxn.query.settings"]
+#: What ``import mxn.api, mxn.cli`` may load of the stages and the data sets: their settings, which import
+#: nothing heavy (the defaults the functions and options read when they are defined; a few milliseconds).
+SETTINGS = [
+    "mxn.datasets",
+    "mxn.datasets.movies",
+    "mxn.datasets.movies.settings",
+    "mxn.datasets.world",
+    "mxn.datasets.world.presets",
+    "mxn.datasets.world.settings",
+    "mxn.facerec",
+    "mxn.facerec.settings",
+    "mxn.ingest",
+    "mxn.ingest.config",
+    "mxn.query",
+    "mxn.query.settings",
+]
 
 
 def test_import_is_cheap_and_the_jobs_are_re_exported():
-    """``import mxn.api`` and ``mxn --help`` load no TensorFlow, OpenCV, NumPy or SQL, and of the stages
-    only their settings; ``mxn.api`` names every job."""
-    heavy = "('tensorflow', 'keras', 'cv2', 'numpy', 'sqlalchemy')"
-    stages = "('mxn.ingest', 'mxn.query', 'mxn.facerec', 'mxn.storage')"
+    """``import mxn.api`` and ``mxn --help`` load no TensorFlow, OpenCV, NumPy, dlib, scikit-image or SQL,
+    and of the stages and the data sets only their settings; ``mxn.api`` names every job."""
+    heavy = "('tensorflow', 'keras', 'cv2', 'numpy', 'dlib', 'skimage', 'sqlalchemy')"
+    stages = "('mxn.ingest', 'mxn.query', 'mxn.facerec', 'mxn.storage', 'mxn.datasets')"
     code = (
         "import sys, mxn, mxn.api, mxn.cli; "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy} or m.startswith({stages})))"

@@ -107,7 +107,8 @@ def test_missing_data_not_root_stops_with_the_command(scratch: Path, profile: st
     lines = done.stderr.splitlines()
     assert f"  {INSTALL} opencv-doc" in lines  # the only package missing, so the exact command
     assert f"make {profile}" in lines[0] and "not running as root" in lines[0]
-    for words in ("Megamind.avi", "messi5.jpg", str(empty), "MXN_OPENCV_DATA", "mxn/datasets/sample_faces.py"):
+    named = ("Megamind.avi", "messi5.jpg", str(empty), "MXN_OPENCV_DATA", "mxn/datasets/sample_faces.py")
+    for words in named:
         assert words in done.stderr
     assert "Other systems" in done.stderr or "other systems" in done.stderr
 

@@ -58,13 +58,14 @@ stages (:mod:`mxn.ingest`, :mod:`mxn.query`, :mod:`mxn.facerec`) and
 * :mod:`~mxn.api.faces`: :func:`make_movie`, :func:`label_faces`,
   :func:`tune_faces`, :func:`train_faces`.
 
-Each default is stated once: in the stage's settings (an ingest's are
+Each default is stated once: in the library's settings (an ingest's are
 :class:`mxn.ingest.config.IngestConfig`'s fields, a query's
-:mod:`mxn.query.settings`, the targets :mod:`mxn.targets`), which the
-functions read, and the command line reads the functions'. Those settings
-modules import nothing heavy; where the library keeps a setting in a module
-that does (the face settings, the training settings), the function restates
-it and tests/test_options.py holds the two equal. The stages' working modules
+:mod:`mxn.query.settings`, the faces' :mod:`mxn.facerec.settings`, training's
+:class:`mxn.train_config.TrainConfig`, the traffic world's
+:mod:`mxn.datasets.world.settings`, the targets :mod:`mxn.targets`), which
+the library's working modules and these functions read, and the command line
+reads the functions' (tests/test_options.py holds that no default is written
+out twice). Those settings modules import nothing heavy; the working modules
 load inside each job, so importing this package stays cheap (no TensorFlow,
 no OpenCV, no NumPy until a job runs).
 """

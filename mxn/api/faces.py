@@ -1,11 +1,12 @@
 """The face jobs: ``mxn movie`` (a movie with truth), ``mxn faces`` (who appears when), ``mxn tune faces``,
 ``mxn train faces``.
 
-A labelled movie's settings are :class:`mxn.facerec.pipeline.FaceConfig`;
-its module, like the rest of :mod:`mxn.facerec`, loads NumPy, OpenCV and
-dlib, so the defaults the jobs share are restated below, where the command
-line reads them when it starts (tests/test_options.py holds them equal to the
-library's). The target accuracy is :mod:`mxn.targets`'.
+Their defaults are the stage's own: a labelled movie's settings are
+:class:`mxn.facerec.settings.FaceConfig`'s fields, the running averages' rate,
+the detectors and the face model's training defaults are
+:mod:`mxn.facerec.settings`', the target accuracy :mod:`mxn.targets`'. Those
+modules import nothing heavy; the stage's working modules (NumPy, OpenCV,
+dlib, TensorFlow) load inside each job.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mxn.facerec.settings import DEFAULT_ALPHA, FACE_WIDTH, TRAINING_STRIDE, FaceConfig
 from mxn.targets import TARGET_ACCURACY
 
 from .options import (
@@ -37,10 +39,6 @@ if TYPE_CHECKING:
     from mxn.facerec.tuning import FaceThresholds, Replay
     from mxn.modelfile import MXNModel
     from mxn.storage.store import Store
-
-#: The defaults of :class:`~mxn.facerec.pipeline.FaceConfig` and of the running averages' rate
-#: (mxn.facerec.labeller.DEFAULT_ALPHA), which the jobs share.
-DETECTOR, STRIDE, MIN_FACE, CHUNK_FRAMES, ALPHA = "hog", 1, 20, 300, 1 / 15
 
 
 @dataclass
@@ -125,7 +123,6 @@ def _oracle(gallery: PathLike | None):
 
 def _face_thresholds(path: PathLike | None, face_model, alpha: float | None):
     """Per-exit thresholds and the rate: from a `mxn tune faces` file, else the face model's card."""
-    from mxn.facerec.labeller import DEFAULT_ALPHA
     from mxn.facerec.tuning import FaceThresholds
 
     if path:
@@ -149,10 +146,10 @@ def label_faces(
     alpha: float | None = None,
     movie: str | None = None,
     db: str | os.PathLike | Store | None = None,
-    detector: str = DETECTOR,
-    stride: int = STRIDE,
-    min_face: int = MIN_FACE,
-    chunk_frames: int = CHUNK_FRAMES,
+    detector: str = FaceConfig.detector,
+    stride: int = FaceConfig.stride,
+    min_face: int = FaceConfig.min_face,
+    chunk_frames: int = FaceConfig.chunk_frames,
     out: PathLike | None = None,
     srt: PathLike | None = None,
     annotate: PathLike | None = None,
@@ -193,7 +190,7 @@ def label_faces(
     if html:
         from mxn.reports import write_faces_report
     from mxn.facerec.outputs import ROW_FORMATS, annotate_video, subtitle_cues, write_faces, write_srt
-    from mxn.facerec.pipeline import FaceConfig, LabelledMovie, label_movie
+    from mxn.facerec.pipeline import LabelledMovie, label_movie
     from mxn.media.video import probe
 
     check_suffix(out, ROW_FORMATS, "out")
@@ -245,9 +242,9 @@ def tune_faces(
     gallery: PathLike | None = None,
     model: PathLike | MXNModel | FaceMXN | None = None,
     target_accuracy: float = TARGET_ACCURACY,
-    alpha: float = ALPHA,
-    detector: str = DETECTOR,
-    stride: int = STRIDE,
+    alpha: float = DEFAULT_ALPHA,
+    detector: str = FaceConfig.detector,
+    stride: int = FaceConfig.stride,
     out: PathLike | None = "face-thresholds.json",
     plot: PathLike | None = None,
     into_model: PathLike | None = None,
@@ -319,11 +316,11 @@ def train_faces(
     sources: PathLike | Sequence[PathLike],
     out: PathLike,
     identities: bool = False,
-    width: float = 0.25,
+    width: float = FACE_WIDTH,
     epochs: int = 30,
-    stride: int = 5,
+    stride: int = TRAINING_STRIDE,
     max_faces: int = 20000,
-    detector: str = DETECTOR,
+    detector: str = FaceConfig.detector,
     seed: int = 0,
     source: str | None = None,
     progress: bool = True,

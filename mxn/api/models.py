@@ -1,9 +1,9 @@
 """The jobs that make and measure models: ``mxn train``, ``mxn calibrate``, ``mxn evaluate``.
 
-The network's defaults are :class:`mxn.spec.NetworkSpec`'s, the target
-:mod:`mxn.targets`'; the training settings restate
-:class:`mxn.training.TrainConfig`'s, whose module loads TensorFlow
-(tests/test_options.py holds the two equal).
+The network's defaults are :class:`mxn.spec.NetworkSpec`'s, the training
+settings :class:`mxn.train_config.TrainConfig`'s, the target
+:mod:`mxn.targets`'. Those modules import nothing heavy; TensorFlow loads
+inside each job.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mxn.spec import NetworkSpec
 from mxn.targets import CONFIDENCE, TARGET_PRECISION
+from mxn.train_config import TrainConfig
 
 from .options import (
     Log,
@@ -56,15 +57,15 @@ def train(
     exits: str | Sequence[int] | None = NetworkSpec.exits,
     stem: str = NetworkSpec.stem,
     aggregation: bool = NetworkSpec.aggregation,
-    loss: str = "ce",
-    gamma: float = 2.0,
-    exit_weights: str | Sequence[float] | None = None,
-    epochs: int = 30,
-    batch_size: int = 64,
-    optimizer: str = "sgd",
-    lr: float = 0.05,
-    augment: bool = True,
-    seed: int = 0,
+    loss: str = TrainConfig.loss,
+    gamma: float = TrainConfig.gamma,
+    exit_weights: str | Sequence[float] | None = TrainConfig.exit_weights,
+    epochs: int = TrainConfig.epochs,
+    batch_size: int = TrainConfig.batch_size,
+    optimizer: str = TrainConfig.optimizer,
+    lr: float = TrainConfig.learning_rate,
+    augment: bool = TrainConfig.augment,
+    seed: int = TrainConfig.seed,
     target_precision: float = TARGET_PRECISION,
     init: PathLike | MXNModel | None = None,
     teacher: PathLike | MXNModel | None = None,
@@ -93,7 +94,7 @@ def train(
     from mxn.evaluation import agreement
     from mxn.images import load_dataset, merge_datasets, resize_batch
     from mxn.modelfile import model_sha, save_model
-    from mxn.training import TrainConfig, fit_model, teacher_labels
+    from mxn.training import fit_model, teacher_labels
 
     # the settings are checked before the images load, so a typo costs nothing
     spec = NetworkSpec(

@@ -1,7 +1,8 @@
 """The traffic jobs: ``mxn ingest`` (index videos), ``mxn crops``, ``mxn query`` and ``mxn tune query``.
 
 Their defaults are the stages' own: an ingest's settings are
-:class:`mxn.ingest.config.IngestConfig`'s fields, a query's modes and the
+:class:`mxn.ingest.config.IngestConfig`'s fields (the background model's,
+:class:`~mxn.ingest.config.ExtractorConfig`'s), a query's modes and the
 tuner's defaults are :mod:`mxn.query.settings`', the targets
 :mod:`mxn.targets`'. Those modules import nothing heavy; the stages' working
 modules (OpenCV, TensorFlow, SQL) load inside each job.
@@ -16,8 +17,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mxn.ingest.config import IngestConfig
-from mxn.query.settings import DEFAULT_HOLDOUT, DEFAULT_INDEX_RECALL_SHARE, DEFAULT_MODE, INDEX_MODES, MODES
+from mxn.ingest.config import (
+    EXPORT_BLOCK_SECONDS,
+    EXPORT_EVERY,
+    EXPORT_SEED,
+    ExtractorConfig,
+    IngestConfig,
+)
+from mxn.query.settings import (
+    DEFAULT_ALLOW_REJECT,
+    DEFAULT_HOLDOUT,
+    DEFAULT_INDEX_RECALL_SHARE,
+    DEFAULT_INDEX_STAGE,
+    DEFAULT_MODE,
+    DEFAULT_PER_LABEL,
+    DEFAULT_POOLED_PRECISION,
+    DEFAULT_SEED,
+    INDEX_MODES,
+    MODES,
+)
 from mxn.targets import CONFIDENCE, TARGET_PRECISION, TARGET_RECALL
 
 from .options import (
@@ -41,10 +59,6 @@ if TYPE_CHECKING:
     from mxn.query.result import QueryResult
     from mxn.query.tuning import TuningResult
     from mxn.storage.store import Store
-
-#: ``ExtractorConfig``'s defaults (mxn.ingest.extraction, which loads OpenCV): restated, held equal by
-#: tests/test_options.py.
-WARMUP, MIN_AREA = 45, 60
 
 
 class IngestResults(list["IngestResult"]):
@@ -74,8 +88,8 @@ def ingest(
     cluster_threshold: float = IngestConfig.cluster_threshold,
     max_clusters: int = IngestConfig.max_clusters,
     stride: int = IngestConfig.stride,
-    warmup: int = WARMUP,
-    min_area: int = MIN_AREA,
+    warmup: int = ExtractorConfig.warmup,
+    min_area: int = ExtractorConfig.min_area,
     skip_static: bool = IngestConfig.skip_static,
     chunk_frames: int = IngestConfig.chunk_frames,
     range_frames: int = IngestConfig.range_frames,
@@ -123,7 +137,6 @@ def ingest(
     if html:
         from mxn.reports import write_ingest_report  # before the work: a missing package fails now
     from mxn.defaults import default_model_path
-    from mxn.ingest.extraction import ExtractorConfig
     from mxn.ingest.pipeline import ingest_videos
 
     config = IngestConfig(
@@ -166,11 +179,11 @@ def index_crops(
     out: PathLike,
     db: str | os.PathLike | Store | None = None,
     gt: PathLike | MXNModel | None = None,
-    index: str = "mxn",
+    index: str = IngestConfig.mode,
     video: str | None = None,
-    every: int = 1,
-    block_seconds: float = 10.0,
-    seed: int = 0,
+    every: int = EXPORT_EVERY,
+    block_seconds: float = EXPORT_BLOCK_SECONDS,
+    seed: int = EXPORT_SEED,
     progress: bool = True,
 ) -> dict[str, Any]:
     """A training set cut from an index, labelled by the ground-truth CNN (``mxn crops``).
@@ -283,14 +296,14 @@ def tune_query(
     target_recall: float = TARGET_RECALL,
     confidence: float = CONFIDENCE,
     holdout: float = DEFAULT_HOLDOUT,
-    seed: int = 0,
-    reject: bool = True,
-    per_label: bool = True,
+    seed: int = DEFAULT_SEED,
+    reject: bool = DEFAULT_ALLOW_REJECT,
+    per_label: bool = DEFAULT_PER_LABEL,
     out: PathLike | None = "query-thresholds.json",
     plot: PathLike | None = None,
     progress: bool = True,
-    pooled_precision: bool = True,
-    index_stage: bool = True,
+    pooled_precision: bool = DEFAULT_POOLED_PRECISION,
+    index_stage: bool = DEFAULT_INDEX_STAGE,
     index_share: float | None = None,
     also: Sequence[str | os.PathLike | Store] = (),
 ) -> TuningResult:

@@ -1,13 +1,16 @@
 """The synthetic traffic world's jobs: ``mxn world video`` (a clip and its truth), ``mxn world crops``.
 
-The crops' defaults restate :class:`mxn.datasets.world.crop_set.CropConfig`'s,
-whose module loads the renderer (tests/test_options.py holds the two equal).
+Their defaults are the world's own, :mod:`mxn.datasets.world.settings`' (a
+clip's seed, frame rate and size; the crops' :class:`~mxn.datasets.world.settings.CropConfig`),
+which imports nothing heavy; the renderer (OpenCV, scikit-image) loads inside each job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from mxn.datasets.world.settings import FPS, FRAME_SIZE, SEED, CropConfig
 
 from .options import PathLike, name_list, parse_size
 
@@ -19,9 +22,9 @@ def render_traffic_video(
     out: PathLike,
     preset: str = "downtown",
     seconds: float = 60.0,
-    seed: int = 0,
-    size: str | Sequence[int] = "640x360",
-    fps: float = 30.0,
+    seed: int = SEED,
+    size: str | Sequence[int] = f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}",
+    fps: float = FPS,
     progress: bool = True,
 ) -> RenderedClip:
     """Render a synthetic traffic clip and its per-frame truth (``mxn world video``).
@@ -37,13 +40,13 @@ def render_traffic_video(
 
 def render_crops(
     out: PathLike,
-    size: int = 64,
+    size: int = CropConfig.size,
     seconds: float | None = None,
     presets: str | Sequence[str] | None = None,
-    seed: int = 0,
-    source: str = "truth",
-    every: int = 15,
-    max_per_track: int = 4,
+    seed: int = SEED,
+    source: str = CropConfig.source,
+    every: int = CropConfig.every,
+    max_per_track: int = CropConfig.max_per_track,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cut a class-per-folder crops data set from rendered traffic worlds (``mxn world crops``).
@@ -54,7 +57,7 @@ def render_crops(
     the manifest written beside the crops (counts per split and class, seeds,
     settings).
     """
-    from mxn.datasets.world.crop_set import CropConfig, build_crops
+    from mxn.datasets.world.crop_set import build_crops
 
     options: dict[str, Any] = {"size": size, "source": source, "every": every, "max_per_track": max_per_track}
     if seconds is not None:

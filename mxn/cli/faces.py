@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from mxn import api
-from mxn.api.faces import ALPHA
+from mxn.datasets.movies.settings import MOVIE_PRESETS
+from mxn.facerec.settings import DEFAULT_ALPHA, DETECTORS
 
 from .common import (
     DB_HELP_FACES,
@@ -24,10 +25,6 @@ from .common import (
     resumable,
     write_json_file,
 )
-
-#: The face detectors: mxn.facerec.detection's (which loads OpenCV and dlib), held equal by
-#: tests/test_options.py.
-DETECTORS = ("hog", "haar", "mtcnn")
 
 #: Options whose defaults are those of :func:`mxn.api.label_faces`, ``tune_faces``, ``make_movie``
 #: and ``train_faces``.
@@ -79,7 +76,7 @@ Each VIDEO needs its truth beside it (NAME.truth.jsonl, as `mxn movie` writes).
 @option(
     "--alpha",
     type=float,
-    help=f"Running-average rate (default {_fraction(ALPHA)}, or the thresholds file's).",
+    help=f"Running-average rate (default {_fraction(DEFAULT_ALPHA)}, or the thresholds file's).",
 )
 @option("--movie", help="Movie name in the database (default: the first file's name).")
 @db_option(DB_HELP_FACES)
@@ -191,7 +188,7 @@ def _print_summary(summary: dict[str, Any], timeline: dict) -> None:
 @tune_option("--gallery", type=click.Path(file_okay=False), help="The calibration movies' cast folder.")
 @tune_option("--model", type=click.Path(dir_okay=False), help="Face MXN (default: the bundled one).")
 @tune_option("--target-accuracy", type=float, show_default=True)
-@tune_option("--alpha", type=float, show_default=_fraction(ALPHA), help="Rate used while tuning.")
+@tune_option("--alpha", type=float, show_default=_fraction(DEFAULT_ALPHA), help="Rate used while tuning.")
 @tune_option("--detector", type=click.Choice(DETECTORS), show_default=True)
 @tune_option("--stride", type=int, show_default=True)
 @tune_option("--out", type=click.Path(dir_okay=False), show_default=True)
@@ -260,7 +257,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES_MOVIE)
-@movie_option("--preset", type=click.Choice(["tiny", "short", "feature"]), show_default=True)
+@movie_option("--preset", type=click.Choice(MOVIE_PRESETS), show_default=True)
 @movie_option("--seed", type=int, show_default=True)
 @movie_option("--seconds", type=float, help="Length (default: the preset's).")
 @click.option(

@@ -11,6 +11,7 @@ import click
 
 from mxn import api
 from mxn.spec import Backbone, Stem
+from mxn.train_config import CLASSIFICATION_LOSSES, OPTIMIZERS
 
 from .common import fmt, friendly_errors, job_option, print_fit_report, print_table, write_json_file
 
@@ -91,12 +92,12 @@ Examples:
 @option("--exits", help="Exit positions, e.g. 1,2,4,6,8 (default: the backbone's).")
 @option("--stem", type=click.Choice(get_args(Stem)), show_default=True)
 @option("--aggregation/--no-aggregation", show_default=True, help="Feature aggregation blocks.")
-@option("--loss", type=click.Choice(["ce", "focal"]), show_default=True)
+@option("--loss", type=click.Choice(CLASSIFICATION_LOSSES), show_default=True)
 @option("--gamma", type=float, show_default=True, help="Focal loss gamma.")
 @option("--exit-weights", help="Per-exit loss weights, e.g. 1,1,1,1,1.")
 @option("--epochs", type=int, show_default=True, help="Most epochs (early stopping may end sooner).")
 @option("--batch-size", type=int, show_default=True)
-@option("--optimizer", type=click.Choice(["sgd", "adam"]), show_default=True)
+@option("--optimizer", type=click.Choice(OPTIMIZERS), show_default=True)
 @option("--lr", type=float, show_default=True, help="Initial learning rate.")
 @click.option("--no-augment", is_flag=True, help="Train without augmentation.")
 @option("--seed", type=int, show_default=True)

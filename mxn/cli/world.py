@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mxn import api
+from mxn.datasets.world.settings import SOURCES
 
 from .common import friendly_errors, job_option, print_table, write_json_file
 from .models import print_difficulty
@@ -106,7 +107,7 @@ def world_video(
 @crops_option("--seed", type=int, show_default=True)
 @crops_option(
     "--source",
-    type=click.Choice(["truth", "blobs"]),
+    type=click.Choice(SOURCES),
     show_default=True,
     help="Boxes from the world's truth (jittered), or the background-subtraction blobs ingest finds.",
 )

@@ -37,64 +37,56 @@ The cast (:data:`CAST`):
   gallery the photo itself.
 """
 
-from mxn.facerec.truth import TRUTH_SUFFIX, Face, Truth, TruthFileError, read_truth, truth_path
+from __future__ import annotations
 
-from .cast import CAST, Person, gallery_photo, lfw_image, load_cast, person, write_gallery
-from .compose import (
-    BACKGROUNDS,
-    Appearance,
-    Movie,
-    Shot,
-    background,
-    make_movie,
-    movie_presets,
-    placements,
-    plan_shots,
-    render_frame,
-    write_movie,
-)
-from .paste import (
-    SMALLEST_FACE,
-    Source,
-    find_face,
-    found_when_small,
-    paste,
-    paste_mask,
-    paste_transform,
-    truth_box,
-)
+from mxn.exports import lazy_exports
 
-__all__ = [
-    "BACKGROUNDS",
-    "CAST",
-    "SMALLEST_FACE",
-    "TRUTH_SUFFIX",
-    "Appearance",
-    "Face",
-    "Movie",
-    "Person",
-    "Shot",
-    "Source",
-    "Truth",
-    "TruthFileError",
-    "background",
-    "find_face",
-    "found_when_small",
-    "gallery_photo",
-    "lfw_image",
-    "load_cast",
-    "make_movie",
-    "movie_presets",
-    "paste",
-    "paste_mask",
-    "paste_transform",
-    "person",
-    "placements",
-    "plan_shots",
-    "read_truth",
-    "render_frame",
-    "truth_box",
-    "truth_path",
-    "write_gallery",
-    "write_movie",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mxn.facerec.truth": (
+            "TRUTH_SUFFIX",
+            "Face",
+            "Truth",
+            "TruthFileError",
+            "read_truth",
+            "truth_path",
+        ),
+        ".cast": (
+            "CAST",
+            "Person",
+            "gallery_photo",
+            "lfw_image",
+            "load_cast",
+            "person",
+            "write_gallery",
+        ),
+        ".compose": (
+            "BACKGROUNDS",
+            "Appearance",
+            "Movie",
+            "Shot",
+            "background",
+            "make_movie",
+            "placements",
+            "plan_shots",
+            "render_frame",
+            "write_movie",
+        ),
+        ".settings": (
+            "MOVIE_PRESETS",
+            "movie_presets",
+        ),
+        ".paste": (
+            "SMALLEST_FACE",
+            "Source",
+            "find_face",
+            "found_when_small",
+            "paste",
+            "paste_mask",
+            "paste_transform",
+            "truth_box",
+        ),
+    },
+    globals(),
+)

@@ -24,17 +24,10 @@ from mxn.facerec.truth import Face, frame_line, header_line, truth_path
 
 from .cast import Person, load_cast
 from .paste import Source, paste, paste_transform, truth_box
+from .settings import movie_presets
 
 #: scikit-image photos (no faces in them) that, blurred, make the backgrounds.
 BACKGROUNDS = ("coffee", "rocket", "chelsea", "hubble_deep_field", "coins")
-
-#: Size presets for :func:`make_movie`: ``tiny`` for tests, ``short`` for CI, ``feature`` for benchmarks.
-movie_presets: dict[str, dict[str, Any]] = {
-    "tiny": {"seconds": 6.0, "fps": 4.0, "size": (320, 240), "shot_seconds": (0.5, 1.0)},
-    "short": {"seconds": 20.0, "fps": 10.0, "size": (320, 240), "shot_seconds": (0.8, 2.5)},
-    "feature": {"seconds": 90.0, "fps": 15.0, "size": (640, 360), "shot_seconds": (1.0, 5.0)},
-}
-
 
 # -- planning shots -------------------------------------------------------------------------------------
 

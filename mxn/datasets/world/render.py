@@ -31,6 +31,7 @@ import numpy as np
 from skimage import data as skdata
 
 from .presets import Lane, Preset
+from .settings import FPS, FRAME_SIZE, SEED
 from .sprites import VEHICLES, Look, object_size, random_look, render_sprite
 
 WALK_PHASES = 6
@@ -120,7 +121,7 @@ class TrafficWorld:
     """
 
     def __init__(
-        self, preset: Preset, seed: int = 0, size: tuple[int, int] = (640, 360), fps: float = 30.0
+        self, preset: Preset, seed: int = SEED, size: tuple[int, int] = FRAME_SIZE, fps: float = FPS
     ) -> None:
         if size[0] < 64 or size[1] < 36:
             raise ValueError(f"frame size must be at least 64x36, got {size}")

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .presets import get_preset
 from .render import TrafficWorld
+from .settings import FPS, FRAME_SIZE, SEED
 
 TRUTH_SUFFIX = ".truth.jsonl"
 
@@ -54,9 +55,9 @@ def render_clip(
     out: str | os.PathLike,
     preset: str,
     seconds: float,
-    seed: int = 0,
-    size: tuple[int, int] = (640, 360),
-    fps: float = 30.0,
+    seed: int = SEED,
+    size: tuple[int, int] = FRAME_SIZE,
+    fps: float = FPS,
     progress: bool = True,
 ) -> RenderedClip:
     """Render ``seconds`` of a camera preset to ``out`` (an ``.mp4``) and its truth file."""
