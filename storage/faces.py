@@ -28,6 +28,7 @@ from .sql import (
     VIDEOS,
     box,
     bulk_insert,
+    mark_failed,
     now,
     to_bytes,
     to_vector,
@@ -220,11 +221,7 @@ class FaceLabels(Database):
         """Mark the run failed, keeping its error; its committed rows stay and a later start resumes it."""
         with self._begin(f"failing face run {run_id}") as conn:
             self._face_run(conn, run_id, running="fail")
-            conn.execute(
-                update(FACE_RUNS)
-                .where(FACE_RUNS.c.id == run_id)
-                .values(status="failed", error=error, finished_at=now())
-            )
+            mark_failed(conn, FACE_RUNS, run_id, error)
 
     def discard_face_run(self, run_id: int) -> bool:
         """Delete a run and its rows; then its movie too, with its face databases, if it has no run left.

@@ -28,7 +28,19 @@ from .records import (
     VideoRecord,
     from_row,
 )
-from .sql import CLUSTERS, FACE_RUNS, LABELS, MEMBERS, OBJECTS, RANGES, RUNS, VERDICTS, VIDEOS, now
+from .sql import (
+    CLUSTERS,
+    FACE_RUNS,
+    LABELS,
+    MEMBERS,
+    OBJECTS,
+    RANGES,
+    RUNS,
+    VERDICTS,
+    VIDEOS,
+    mark_failed,
+    now,
+)
 
 
 class VideoRuns(Database):
@@ -256,11 +268,7 @@ class VideoRuns(Database):
         """Mark the run failed, keeping its error for the user (its rows stay, invisible to queries)."""
         with self._begin(f"failing run {run_id}") as conn:
             self._run(conn, run_id, running="fail")
-            conn.execute(
-                update(RUNS)
-                .where(RUNS.c.id == run_id)
-                .values(status="failed", error=error, finished_at=now())
-            )
+            mark_failed(conn, RUNS, run_id, error)
 
     def discard_run(self, run_id: int, *, forget_video: bool = False) -> None:
         """Delete the run and all its rows in one transaction.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table, insert, update
 
 from .schema import (
     Cluster,
@@ -31,18 +31,18 @@ from .schema import (
     Video,
 )
 
-VIDEOS = Video.__table__
-RUNS = IngestRun.__table__
-RANGES = IngestRange.__table__
-OBJECTS = DetectedObject.__table__
-LABELS = ObjectLabel.__table__
-CLUSTERS = Cluster.__table__
-MEMBERS = ClusterMember.__table__
-VERDICTS = QueryVerdict.__table__
-FACE_MOVIES = FaceMovie.__table__
-FACE_RUNS = FaceRun.__table__
-FACE_ROWS = LabelledFace.__table__
-FACE_FEATURES = FaceFeature.__table__
+# fmt: off
+(
+    VIDEOS, RUNS, RANGES, OBJECTS, LABELS, CLUSTERS, MEMBERS, VERDICTS,
+    FACE_MOVIES, FACE_RUNS, FACE_ROWS, FACE_FEATURES,
+) = (
+    model.__table__
+    for model in (
+        Video, IngestRun, IngestRange, DetectedObject, ObjectLabel, Cluster, ClusterMember, QueryVerdict,
+        FaceMovie, FaceRun, LabelledFace, FaceFeature,
+    )
+)
+# fmt: on
 
 #: Rows per ``IN (...)`` list: far below SQLite's and PostgreSQL's parameter limits.
 BATCH = 1000
@@ -90,3 +90,10 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def mark_failed(conn: Connection, runs: Table, run_id: int, error: str) -> None:
+    """Mark run ``run_id`` of ``runs`` (ingest or face runs) failed with ``error``; its rows stay."""
+    conn.execute(
+        update(runs).where(runs.c.id == run_id).values(status="failed", error=error, finished_at=now())
+    )
