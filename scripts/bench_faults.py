@@ -1,7 +1,7 @@
 """A fault campaign against the real ``mxn`` command line: kills, bad inputs, concurrent writers.
 
 What was once tried by hand, as a repeatable check (issue 24, item 5). Every
-step runs ``python -m mxn`` in a subprocess, as a user would, on tiny inputs
+step runs ``python -m mxn.cli`` in a subprocess, as a user would, on tiny inputs
 made in a temporary folder (a traffic clip rendered by ``mxn world video``,
 its MJPG copy, a movie of real faces that needs no opencv-doc):
 
