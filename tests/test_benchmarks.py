@@ -35,6 +35,14 @@ def test_bench_world(tmp_path):
     assert "faster_than_real_time" in result["targets_met"]
 
 
+def test_bench_startup(tmp_path):
+    result = _run("bench_startup.py", tmp_path, "--before", str(SCRIPTS.parent))
+    assert set(result["trees"]) == {"this tree", "before"} and result["runs"] == 3
+    for tree in result["results"].values():
+        assert set(tree) == {"import mxn.api, mxn.cli", "mxn --help"}
+        assert all(len(t["runs_ms"]) == 3 and t["median_ms"] > 0 for t in tree.values())
+
+
 @pytest.mark.slow
 def test_bench_mxn(tmp_path):
     result = _run("bench_mxn.py", tmp_path)
