@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -248,9 +249,14 @@ def test_every_json_file_has_the_shape_recorded_before_the_move(tmp_path, models
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel, built from a copy of the sources (a ``build/`` in the checkout could add stale files)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "out", "runs", "data")
+    for name in ("pyproject.toml", "README.md", *FOLDERS.values(), "mxn"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"ignore": skip} if (ROOT / name).is_dir() else {}))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-qw", str(out), ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-qw", str(out), source],
         check=True,
         capture_output=True,
     )
