@@ -8,6 +8,7 @@ and float32 bytes in SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -238,5 +239,11 @@ def from_row(cls: type[R], row: Any, **overrides: Any) -> R:
     for keeps its default; a field with no default is then a TypeError.
     """
     columns = row._mapping
-    names = [f.name for f in fields(cls) if f.init and f.name not in overrides]  # type: ignore[arg-type]
-    return cls(**{name: columns[name] for name in names if name in columns}, **overrides)
+    names = _init_fields(cls)
+    return cls(**{n: columns[n] for n in names if n not in overrides and n in columns}, **overrides)
+
+
+@cache
+def _init_fields(cls: type) -> tuple[str, ...]:
+    """The fields ``cls`` takes in its constructor: read once per record class, not once per row."""
+    return tuple(f.name for f in fields(cls) if f.init)

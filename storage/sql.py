@@ -31,18 +31,18 @@ from .schema import (
     Video,
 )
 
-# fmt: off
-(
-    VIDEOS, RUNS, RANGES, OBJECTS, LABELS, CLUSTERS, MEMBERS, VERDICTS,
-    FACE_MOVIES, FACE_RUNS, FACE_ROWS, FACE_FEATURES,
-) = (
-    model.__table__
-    for model in (
-        Video, IngestRun, IngestRange, DetectedObject, ObjectLabel, Cluster, ClusterMember, QueryVerdict,
-        FaceMovie, FaceRun, LabelledFace, FaceFeature,
-    )
-)
-# fmt: on
+VIDEOS = Video.__table__
+RUNS = IngestRun.__table__
+RANGES = IngestRange.__table__
+OBJECTS = DetectedObject.__table__
+LABELS = ObjectLabel.__table__
+CLUSTERS = Cluster.__table__
+MEMBERS = ClusterMember.__table__
+VERDICTS = QueryVerdict.__table__
+FACE_MOVIES = FaceMovie.__table__
+FACE_RUNS = FaceRun.__table__
+FACE_ROWS = LabelledFace.__table__
+FACE_FEATURES = FaceFeature.__table__
 
 #: Rows per ``IN (...)`` list: far below SQLite's and PostgreSQL's parameter limits.
 BATCH = 1000
